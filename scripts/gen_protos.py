@@ -40,6 +40,12 @@ def vendor_third_party() -> None:
 
 
 def main() -> int:
+    global OUT_PY, OUT_DESC
+    # --check-into DIR: compile into DIR instead of gen/ (for trying contracts
+    # without touching the committed output).
+    if len(sys.argv) == 3 and sys.argv[1] == "--check-into":
+        OUT_PY = Path(sys.argv[2]).resolve() / "python"
+        OUT_DESC = Path(sys.argv[2]).resolve() / "bai.binpb"
     vendor_third_party()
     sources = sorted(str(p.relative_to(PROTO)) for p in (PROTO / "bai").rglob("*.proto"))
     builtin = Path(grpc_tools.__file__).resolve().parent / "_proto"
@@ -66,7 +72,7 @@ def main() -> int:
         if pkg.is_dir():
             (pkg / "__init__.py").touch()
     (OUT_PY / "bai" / "api" / "py.typed").touch()
-    print(f"generated {len(sources)} protos into {OUT_PY.relative_to(ROOT)}")
+    print(f"generated {len(sources)} protos into {OUT_PY}")
     return 0
 
 
