@@ -1,0 +1,183 @@
+"""The edge of every manager RPC: authenticate, run, audit, map errors, measure.
+
+Servicer methods are written as `async def Method(self, request, call)` and
+decorated with `@unary(...)`; the decorator turns them into grpc.aio handlers.
+Business logic below never sees gRPC.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import time
+import typing
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from bai.common.errors import BaiError, FailedPrecondition, Unavailable
+from bai.common.grpc_errors import to_grpc_status
+from bai.common.metrics import RPC_LATENCY, RPC_REQUESTS
+from bai.manager.auth.principal import Principal, Role
+from bai.manager.context import ManagerContext
+from bai.manager.db.audit import AuditLogRow, RequestLogRow
+
+log = logging.getLogger(__name__)
+
+Req = TypeVar("Req", bound=Message)
+Resp = TypeVar("Resp", bound=Message)
+
+
+@dataclass
+class Call:
+    """What a handler knows about the call it serves."""
+
+    method: str
+    principal: Principal
+    ctx: ManagerContext
+    metadata: dict[str, str]
+    # Set by handlers of writes so the audit log names the object.
+    entity_id: str = ""
+    domain_name: str = ""
+
+
+class Servicer(Protocol):
+    SERVICE: str
+    ctx: ManagerContext
+
+
+Handler = Callable[[Any, Req, Call], Awaitable[Resp]]
+
+
+def unary(
+    *, audit: tuple[str, str] | None = None, public: bool = False
+) -> Callable[[Handler[Req, Resp]], Callable[..., Awaitable[Resp]]]:
+    """Wrap a handler. `audit=(entity_type, operation)` marks a write."""
+
+    def decorate(fn: Handler[Req, Resp]) -> Callable[..., Awaitable[Resp]]:
+        @functools.wraps(fn)
+        async def handler(
+            self: Servicer, request: Req, context: grpc.aio.ServicerContext[Req, Resp]
+        ) -> Resp:
+            method = f"/{self.SERVICE}/{fn.__name__}"
+            started = time.perf_counter()
+            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            call: Call | None = None
+            code = grpc.StatusCode.OK
+            failure: BaseException | None = None
+            try:
+                principal = (
+                    ANONYMOUS if public else await self.ctx.authenticator.authenticate(method, metadata)
+                )
+                call = Call(method, principal, self.ctx, metadata)
+                request_id = getattr(request, "request_id", "") if audit else ""
+                if request_id:
+                    return await _idempotent(fn, self, request, call, request_id)
+                return await fn(self, request, call)
+            except SQLAlchemyError as exc:
+                failure = Unavailable("database unavailable") if _is_connection_error(exc) else exc
+            except BaiError as exc:
+                failure = exc
+            except Exception as exc:  # noqa: BLE001 - mapped to INTERNAL with a correlation id
+                failure = exc
+            finally:
+                elapsed = time.perf_counter() - started
+                status = to_grpc_status(failure) if failure is not None else None
+                if status is not None:
+                    code = status.code
+                RPC_REQUESTS.labels("manager", method, code.name).inc()
+                RPC_LATENCY.labels("manager", method).observe(elapsed)
+                if audit and call is not None:
+                    await _write_audit(call, audit, failure, elapsed, request)
+            assert status is not None
+            await context.abort_with_status(status)
+            raise AssertionError("unreachable")
+
+        return handler
+
+    return decorate
+
+
+# Stands in for the caller of the few RPCs that need no credentials (Login).
+ANONYMOUS = Principal(user_id=uuid.UUID(int=0), username="", email="", role=Role.USER, domain_name="")
+
+
+def _is_connection_error(exc: SQLAlchemyError) -> bool:
+    return getattr(exc, "connection_invalidated", False) or "connect" in type(exc).__name__.lower()
+
+
+async def _idempotent(
+    fn: Handler[Req, Resp], servicer: Servicer, request: Req, call: Call, request_id: str
+) -> Resp:
+    """Replay the stored response of an earlier call with the same request_id."""
+    digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+    caller = str(call.principal.user_id)
+    key = (RequestLogRow.method == call.method) & (RequestLogRow.request_id == request_id) & (
+        RequestLogRow.caller == caller
+    )
+    async with call.ctx.sessions() as db:
+        stored = (await db.execute(select(RequestLogRow).where(key))).scalar_one_or_none()
+    if stored is not None:
+        if stored.request_digest != digest:
+            raise FailedPrecondition(
+                "request_id was used with different parameters", reason="REQUEST_ID_CONFLICT"
+            )
+        reply: Resp = typing.get_type_hints(fn)["return"]()
+        reply.ParseFromString(stored.response)
+        return reply
+    reply = await fn(servicer, request, call)
+    async with call.ctx.sessions() as db, db.begin():
+        await db.execute(
+            insert(RequestLogRow)
+            .values(
+                method=call.method,
+                request_id=request_id,
+                caller=caller,
+                request_digest=digest,
+                response=reply.SerializeToString(),
+            )
+            .on_conflict_do_nothing()
+        )
+    return reply
+
+
+async def _write_audit(
+    call: Call,
+    audit: tuple[str, str],
+    failure: BaseException | None,
+    elapsed: float,
+    request: Message,
+) -> None:
+    entity_type, operation = audit
+    reason = ""
+    if isinstance(failure, BaiError):
+        reason = failure.reason
+    elif failure is not None:
+        reason = "INTERNAL"
+    row = AuditLogRow(
+        actor_user_id=call.principal.user_id,
+        actor_access_key=call.principal.access_key,
+        actor_email=call.principal.email,
+        domain_name=call.domain_name or call.principal.domain_name,
+        entity_type=entity_type,
+        entity_id=call.entity_id[:128],
+        operation=operation,
+        method=call.method,
+        status="failure" if failure is not None else "success",
+        reason=reason,
+        request_id=str(getattr(request, "request_id", ""))[:64],
+        duration_ms=elapsed * 1000,
+    )
+    try:
+        async with call.ctx.sessions() as db, db.begin():
+            db.add(row)
+    except SQLAlchemyError:
+        log.exception("could not write audit log entry", extra={"method": call.method})

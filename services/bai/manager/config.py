@@ -1,0 +1,46 @@
+"""Manager configuration (TOML file, BAI_MANAGER__* environment, etcd global)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class DatabaseConfig(BaseModel):
+    url: str = "postgresql+asyncpg://bai:bai@127.0.0.1:8101/bai"
+    pool_size: int = Field(default=8, ge=1, le=200)
+
+
+class RedisConfig(BaseModel):
+    url: str = "redis://127.0.0.1:8111/0"
+
+
+class EtcdConfig(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8121
+    # Shared configuration lives under this key prefix.
+    prefix: str = "/bai"
+
+
+class AuthConfig(BaseModel):
+    # Allowed difference between a signed timestamp and the server clock.
+    max_clock_skew_seconds: int = Field(default=900, ge=1)
+    token_ttl_seconds: int = Field(default=3600, ge=60, le=86400)
+    # How long a keypair/user lookup may be served from memory. Deactivation
+    # and key changes are broadcast over Redis, so this only bounds staleness
+    # when that broadcast is lost.
+    credential_cache_seconds: float = Field(default=5.0, ge=0)
+
+
+class ManagerConfig(BaseModel):
+    bind: str = "127.0.0.1"
+    grpc_port: int = 8091
+    metrics_bind: str = "127.0.0.1"
+    metrics_port: int = 18080
+    log_level: str = "info"
+    db: DatabaseConfig = DatabaseConfig()
+    redis: RedisConfig = RedisConfig()
+    etcd: EtcdConfig = EtcdConfig()
+    auth: AuthConfig = AuthConfig()
+    # Addresses Prometheus should scrape, published at /metrics/service_discovery
+    # (the manager adds itself; agents and other components register later).
+    scrape_targets: dict[str, list[str]] = Field(default_factory=dict)
