@@ -61,11 +61,19 @@ def main() -> int:
         f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
         f"--python_out={OUT_PY}", f"--grpc_python_out={OUT_PY}",
         f"--mypy_out={OUT_PY}", f"--mypy_grpc_out={OUT_PY}",
-        "--include_imports", "--include_source_info",
-        f"--descriptor_set_out={OUT_DESC}",
         *sources,
     ]
     subprocess.run(cmd, check=True, cwd=PROTO)
+    # The descriptor set also carries google.rpc.Status and the error detail
+    # types, so Envoy's transcoder can render error bodies as JSON.
+    descriptor_cmd = [
+        sys.executable, "-m", "grpc_tools.protoc",
+        f"-I{PROTO}", f"-I{THIRD_PARTY}", f"-I{builtin}",
+        "--include_imports", "--include_source_info",
+        f"--descriptor_set_out={OUT_DESC}",
+        *sources, "google/rpc/status.proto", "google/rpc/error_details.proto",
+    ]
+    subprocess.run(descriptor_cmd, check=True, cwd=PROTO)
     # Mark the generated tree as typed; `bai` and `bai.api` stay namespace
     # packages shared with services/ and clients/.
     for pkg in (OUT_PY / "bai" / "api").rglob("*"):
