@@ -32,6 +32,10 @@ from bai.manager.db.audit import AuditLogRow, RequestLogRow
 
 log = logging.getLogger(__name__)
 
+# Writes to these change what some caller may do: the authenticator's cache
+# must forget what it knows (see Authenticator.credentials_changed).
+CREDENTIAL_ENTITIES = frozenset({"user", "keypair", "project", "domain"})
+
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
 
@@ -96,6 +100,8 @@ def unary(
                 RPC_REQUESTS.labels("manager", method, code.name).inc()
                 RPC_LATENCY.labels("manager", method).observe(elapsed)
                 if audit and call is not None:
+                    if failure is None and audit[0] in CREDENTIAL_ENTITIES:
+                        await self.ctx.authenticator.credentials_changed()
                     await _write_audit(call, audit, failure, elapsed, request)
             assert status is not None
             await context.abort_with_status(status)

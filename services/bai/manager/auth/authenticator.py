@@ -3,6 +3,13 @@
 Nonces and bearer tokens live in Redis so that every manager replica sees
 them: a nonce is remembered for twice the allowed clock skew (after that its
 timestamp is refused anyway), and a token for its lifetime.
+
+Credential lookups are cached in memory and checked against a "credentials
+epoch" counter in Redis, read in the same round trip as the nonce or token.
+Every change to users, keypairs, projects or domains bumps the epoch
+(`credentials_changed`), so a deactivated user or key is refused by every
+replica on its very next call while unchanged credentials cost no database
+query.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from bai.manager.config import AuthConfig
 TOKEN_PREFIX = "bai:token:"
 USER_TOKENS_PREFIX = "bai:user-tokens:"
 NONCE_PREFIX = "bai:nonce:"
+EPOCH_KEY = "bai:credentials-epoch"
+_CACHE_LIMIT = 10_000
 
 
 def _token_key(token: str) -> str:
@@ -44,6 +53,39 @@ class Authenticator:
         self._redis = redis
         self._config = config
         self._clock = clock
+        # key -> (record, epoch it was read under, monotonic time of reading)
+        self._keys: dict[str, tuple[KeyRecord | None, bytes | None, float]] = {}
+        self._users: dict[uuid.UUID, tuple[Identity | None, bytes | None, float]] = {}
+
+    def _fresh(self, epoch: bytes | None, cached_epoch: bytes | None, read_at: float) -> bool:
+        ttl = self._config.credential_cache_seconds
+        return cached_epoch == epoch and time.monotonic() - read_at < ttl
+
+    async def _key_record(self, access_key: str, epoch: bytes | None) -> KeyRecord | None:
+        hit = self._keys.get(access_key)
+        if hit is not None and self._fresh(epoch, hit[1], hit[2]):
+            return hit[0]
+        record = await self._lookup.by_access_key(access_key)
+        if len(self._keys) >= _CACHE_LIMIT:
+            self._keys.clear()
+        self._keys[access_key] = (record, epoch, time.monotonic())
+        return record
+
+    async def _identity(self, user_id: uuid.UUID, epoch: bytes | None) -> Identity | None:
+        hit = self._users.get(user_id)
+        if hit is not None and self._fresh(epoch, hit[1], hit[2]):
+            return hit[0]
+        identity = await self._lookup.by_user_id(user_id)
+        if len(self._users) >= _CACHE_LIMIT:
+            self._users.clear()
+        self._users[user_id] = (identity, epoch, time.monotonic())
+        return identity
+
+    async def credentials_changed(self) -> None:
+        """Call after committing any change that affects who may call as what."""
+        self._keys.clear()
+        self._users.clear()
+        await self._redis.incr(EPOCH_KEY)
 
     async def authenticate(self, method: str, metadata: Mapping[str, str]) -> Principal:
         try:
@@ -86,7 +128,12 @@ class Authenticator:
             raise Unauthenticated(
                 f"timestamp is more than {skew} s away from server time", reason="TIMESTAMP_SKEW"
             )
-        record = await self._lookup.by_access_key(access_key)
+        # One round trip: burn the nonce and read the credentials epoch.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(f"{NONCE_PREFIX}{access_key}:{nonce}", b"1", nx=True, ex=2 * skew)
+            pipe.get(EPOCH_KEY)
+            fresh, epoch = await pipe.execute()
+        record = await self._key_record(access_key, epoch)
         if record is None:
             raise Unauthenticated("unknown access key", reason="UNKNOWN_ACCESS_KEY")
         if not signing.signature_matches(record.secret_key, method, timestamp, nonce, signature):
@@ -94,20 +141,19 @@ class Authenticator:
         if not record.is_active:
             raise Unauthenticated("keypair is deactivated", reason="KEYPAIR_INACTIVE")
         self._require_active(record.identity)
-        # Only a correctly signed request may burn a nonce.
-        fresh = await self._redis.set(
-            f"{NONCE_PREFIX}{access_key}:{nonce}", b"1", nx=True, ex=2 * skew
-        )
         if not fresh:
             raise Unauthenticated("nonce already used", reason="NONCE_REPLAYED")
         return record.identity.principal
 
     async def _by_token(self, token: str) -> Principal:
-        raw = await self._redis.get(_token_key(token))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(_token_key(token))
+            pipe.get(EPOCH_KEY)
+            raw, epoch = await pipe.execute()
         if raw is None:
             raise Unauthenticated("token is invalid or expired", reason="TOKEN_INVALID")
         user_id = uuid.UUID(json.loads(raw)["user_id"])
-        identity = await self._lookup.by_user_id(user_id)
+        identity = await self._identity(user_id, epoch)
         if identity is None:
             raise Unauthenticated("token is invalid or expired", reason="TOKEN_INVALID")
         self._require_active(identity)

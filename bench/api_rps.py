@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""bench/api_rps: an authenticated unary manager RPC (AuthService.WhoAmI) at concurrency 32.
+
+Measures requests/s and p50/p99 latency of signed WhoAmI calls
+  * against a bare grpc.aio echo server answering WhoAmI (the baseline),
+  * directly against the manager (HMAC check, nonce in Redis, user lookup in PostgreSQL),
+  * through the Envoy gateway in front of the manager,
+all in the same run on the same machine, with the load generator in its own
+process. Target: through Envoy, auth included, at least 0.5x the echo server.
+The last line is the JSON summary.
+
+    python bench/api_rps.py [--seconds 8] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import grpc
+
+from bai.gateway.config import (
+    gateway_process_argv,
+    render_gateway_config,
+    services_in_descriptor,
+)
+from bai.stack.testing import ThrowawayStack, free_ports
+
+ROOT = Path(__file__).resolve().parent.parent
+DESCRIPTOR = ROOT / "gen" / "descriptor" / "bai.binpb"
+TARGET_RATIO = 0.5
+
+
+@contextmanager
+def process(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[None]:
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=out, stderr=out, cwd=ROOT)
+    try:
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def wait_ready(address: str, timeout: float = 30) -> None:
+    with grpc.insecure_channel(address) as ch:
+        grpc.channel_ready_future(ch).result(timeout=timeout)
+
+
+def wait_http(port: int, timeout: float = 30) -> None:
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError("envoy did not become ready")
+
+
+def load(address: str, seconds: float, concurrency: int, keys: list[str]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "load.py"), address, str(seconds), str(concurrency), *keys],
+        check=True, capture_output=True, text=True, cwd=ROOT,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    echo_port, mgr_port, mgr_metrics, envoy_port, envoy_admin = free_ports(5)
+    logs = Path(tempfile.mkdtemp(prefix="bai-bench-"))
+    py = sys.executable
+    with ThrowawayStack(["postgres", "redis"]) as stack:
+        env = {
+            "BAI_MANAGER__DB__URL": stack.pg_dsn,
+            "BAI_MANAGER__REDIS__URL": stack.redis_url,
+            "BAI_MANAGER__GRPC_PORT": str(mgr_port),
+            "BAI_MANAGER__METRICS_PORT": str(mgr_metrics),
+            "BAI_MANAGER__LOG_LEVEL": "warning",
+        }
+        boot = subprocess.run(
+            [py, "-m", "bai.manager", "bootstrap"], env={**os.environ, **env},
+            check=True, capture_output=True, text=True, cwd=ROOT,
+        )
+        creds = json.loads(boot.stdout[boot.stdout.index("{"):])
+        keys = [creds["access_key"], creds["secret_key"]]
+        config = logs / "envoy.yaml"
+        config.write_text(render_gateway_config(
+            listen_port=envoy_port, admin_port=envoy_admin, manager_addr=("127.0.0.1", mgr_port),
+            descriptor_path=DESCRIPTOR, services=services_in_descriptor(DESCRIPTOR),
+            listen_address="127.0.0.1", access_log=False,
+        ))
+        results: dict[str, dict[str, float]] = {}
+        with process([py, str(ROOT / "bench" / "echo_server.py"), str(echo_port)], log=logs / "echo.log"):
+            wait_ready(f"127.0.0.1:{echo_port}")
+            results["echo"] = load(f"127.0.0.1:{echo_port}", args.seconds, args.concurrency, keys)
+        with process([py, "-m", "bai.manager", "start"], env=env, log=logs / "manager.log"), \
+                process(gateway_process_argv(config, log_level="warn"), log=logs / "envoy.log"):
+            wait_ready(f"127.0.0.1:{mgr_port}")
+            wait_http(envoy_admin)
+            results["direct"] = load(f"127.0.0.1:{mgr_port}", args.seconds, args.concurrency, keys)
+            results["envoy"] = load(f"127.0.0.1:{envoy_port}", args.seconds, args.concurrency, keys)
+    base = results["echo"]["rps"]
+    for name, r in results.items():
+        print(f"{name:>7}: {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms"
+              f"  ratio {r['rps'] / base:.2f}  errors {r['errors']}")
+    ratio = results["envoy"]["rps"] / base
+    print(json.dumps({
+        "bench": "api_rps", "value": round(results["envoy"]["rps"], 1), "unit": "req/s",
+        "baseline": round(base, 1), "ratio": round(ratio, 3), "target": TARGET_RATIO,
+        "ok": ratio >= TARGET_RATIO,
+        "direct_rps": round(results["direct"]["rps"], 1),
+        "direct_ratio": round(results["direct"]["rps"] / base, 3),
+        "p50_ms": {k: round(v["p50_ms"], 2) for k, v in results.items()},
+        "p99_ms": {k: round(v["p99_ms"], 2) for k, v in results.items()},
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,3 @@
+from bai.manager.main import main
+
+raise SystemExit(main())
