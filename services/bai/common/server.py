@@ -28,6 +28,8 @@ class ServerSpec:
     service_names: Sequence[str]
     register: Callable[[grpc.aio.Server], None]
     json_endpoints: dict[str, JsonEndpoint] = field(default_factory=dict)
+    # More ports serving the same services (the storage proxy's manager port).
+    extra_ports: Sequence[int] = ()
     grace_seconds: float = 5.0
     options: Sequence[tuple[str, int]] = (
         ("grpc.max_receive_message_length", 16 * 1024 * 1024),
@@ -60,6 +62,9 @@ async def start_server(spec: ServerSpec) -> RunningServer:
     port = server.add_insecure_port(f"{spec.bind}:{spec.grpc_port}")
     if port == 0:
         raise OSError(f"cannot bind gRPC port {spec.bind}:{spec.grpc_port}")
+    for extra in spec.extra_ports:
+        if server.add_insecure_port(f"{spec.bind}:{extra}") == 0:
+            raise OSError(f"cannot bind gRPC port {spec.bind}:{extra}")
     metrics = MetricsServer(spec.metrics_bind, spec.metrics_port, spec.json_endpoints)
     await server.start()
     metrics.start()

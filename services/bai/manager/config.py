@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from bai.common.component import ComponentConfig
+
 
 class DatabaseConfig(BaseModel):
     url: str = "postgresql+asyncpg://bai:bai@127.0.0.1:8101/bai"
@@ -12,13 +14,6 @@ class DatabaseConfig(BaseModel):
 
 class RedisConfig(BaseModel):
     url: str = "redis://127.0.0.1:8111/0"
-
-
-class EtcdConfig(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 8121
-    # Shared configuration lives under this key prefix.
-    prefix: str = "/bai"
 
 
 class AuthConfig(BaseModel):
@@ -31,15 +26,11 @@ class AuthConfig(BaseModel):
     credential_cache_seconds: float = Field(default=5.0, ge=0)
 
 
-class ManagerConfig(BaseModel):
-    bind: str = "127.0.0.1"
-    grpc_port: int = 8091
-    metrics_bind: str = "127.0.0.1"
-    metrics_port: int = 18080
-    log_level: str = "info"
+class ManagerConfig(ComponentConfig):
+    grpc_port: int = Field(default=8091, ge=0, le=65535)
+    metrics_port: int = Field(default=18080, ge=0, le=65535)
     db: DatabaseConfig = DatabaseConfig()
     redis: RedisConfig = RedisConfig()
-    etcd: EtcdConfig = EtcdConfig()
     auth: AuthConfig = AuthConfig()
     # Addresses Prometheus should scrape, published at /metrics/service_discovery
     # (the manager adds itself; agents and other components register later).

@@ -8,13 +8,22 @@ import json
 import logging
 from pathlib import Path
 
-from bai.api.manager.v1 import auth_pb2_grpc, domain_pb2_grpc
-from bai.common.config import load_config
+from bai.api.manager.v1 import (
+    audit_pb2_grpc,
+    auth_pb2_grpc,
+    domain_pb2_grpc,
+    resource_policy_pb2_grpc,
+    scaling_group_pb2_grpc,
+)
+from bai.common.component import load_component_config
 from bai.common.logs import setup_logging
 from bai.common.server import ServerSpec, run_until_signalled
 from bai.manager import bootstrap as bootstrap_mod
+from bai.manager.api.audit_log_service import AuditLogServicer
 from bai.manager.api.auth_service import AuthServicer
 from bai.manager.api.domain_service import DomainServicer
+from bai.manager.api.resource_policy_service import ResourcePolicyServicer
+from bai.manager.api.scaling_group_service import ScalingGroupServicer
 from bai.manager.config import ManagerConfig
 from bai.manager.context import ManagerContext
 from bai.manager.db.migrations import upgrade_async
@@ -26,7 +35,20 @@ def register_services(server: object, ctx: ManagerContext) -> list[str]:
     """Add every manager servicer to `server`; returns the service names."""
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(ctx), server)
     domain_pb2_grpc.add_DomainServiceServicer_to_server(DomainServicer(ctx), server)
-    return [AuthServicer.SERVICE, DomainServicer.SERVICE]
+    resource_policy_pb2_grpc.add_ResourcePolicyServiceServicer_to_server(
+        ResourcePolicyServicer(ctx), server
+    )
+    scaling_group_pb2_grpc.add_ScalingGroupServiceServicer_to_server(
+        ScalingGroupServicer(ctx), server
+    )
+    audit_pb2_grpc.add_AuditLogServiceServicer_to_server(AuditLogServicer(ctx), server)
+    return [
+        AuthServicer.SERVICE,
+        DomainServicer.SERVICE,
+        ResourcePolicyServicer.SERVICE,
+        ScalingGroupServicer.SERVICE,
+        AuditLogServicer.SERVICE,
+    ]
 
 
 def service_discovery(config: ManagerConfig) -> list[dict[str, object]]:
@@ -91,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     boot.add_argument("--username", default="admin")
     boot.add_argument("--password", help="superadmin password (generated when omitted)")
     args = parser.parse_args(argv)
-    config = load_config(ManagerConfig, path=args.config, env_prefix="BAI_MANAGER")
+    config = asyncio.run(
+        load_component_config(ManagerConfig, "manager", args.config, "BAI_MANAGER")
+    )
     setup_logging("manager", config.log_level)
     if args.command == "start":
         asyncio.run(start(config))
