@@ -91,6 +91,126 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The contract exists but this release does not implement it yet."""
     ERROR_REASON_INTERNAL: _ErrorReason.ValueType  # 63
     """A bug: never caused by input. Logged with a correlation id."""
+    ERROR_REASON_SESSION_NOT_READY: _ErrorReason.ValueType  # 100
+    """--- sessions and kernels (values 100-119) ---
+    The session (or kernel) is not RUNNING, so it cannot execute code, open
+    apps, move files or stream stats yet (FAILED_PRECONDITION). Metadata:
+    "status" (current status).
+    """
+    ERROR_REASON_NO_CAPACITY: _ErrorReason.ValueType  # 101
+    """No agent can hold the request now or ever: the scaling group has no
+    (schedulable) agent of the architecture, or the request exceeds every
+    agent's capacity; on an agent, the device allocator or the host port pool
+    is exhausted (RESOURCE_EXHAUSTED). Metadata: "resource" (slot name or
+    "port"), "requested", "available".
+    """
+    ERROR_REASON_SESSION_TYPE_NOT_ALLOWED: _ErrorReason.ValueType  # 102
+    """The scaling group does not allow this session type (its
+    allowed_session_types) (FAILED_PRECONDITION). Metadata: "session_type",
+    "scaling_group".
+    """
+    ERROR_REASON_SCALING_GROUP_NOT_ALLOWED: _ErrorReason.ValueType  # 103
+    """The scaling group is not bound to the caller's domain, project or
+    keypair, or is inactive (PERMISSION_DENIED). Metadata: "scaling_group".
+    """
+    ERROR_REASON_RESOURCE_REQUEST_OUT_OF_RANGE: _ErrorReason.ValueType  # 104
+    """A requested slot is below the image's ai.backend.resource.min.* label or
+    above its max (INVALID_ARGUMENT). Metadata: "slot", "requested", "min",
+    "max".
+    """
+    ERROR_REASON_UNKNOWN_RESOURCE_SLOT: _ErrorReason.ValueType  # 105
+    """A requested slot name is not in the slot catalogue or not offered by any
+    agent (INVALID_ARGUMENT). Metadata: "slot".
+    """
+    ERROR_REASON_RUN_IN_PROGRESS: _ErrorReason.ValueType  # 106
+    """The kernel already runs code and this call would start a second run
+    (FAILED_PRECONDITION). Metadata: "run_id".
+    """
+    ERROR_REASON_SERVICE_START_FAILED: _ErrorReason.ValueType  # 107
+    """An app (service) process failed to start inside the kernel
+    (FAILED_PRECONDITION). Metadata: "service", "detail".
+    """
+    ERROR_REASON_CURSOR_EXPIRED: _ErrorReason.ValueType  # 108
+    """A resume cursor points before the retained event history (OUT_OF_RANGE);
+    restart without a cursor after re-reading state. Metadata: "oldest".
+    """
+    ERROR_REASON_STREAM_OUT_OF_ORDER: _ErrorReason.ValueType  # 109
+    """A streaming call sent messages in the wrong order, e.g. data before the
+    header/start message, or a second header (FAILED_PRECONDITION).
+    """
+    ERROR_REASON_AGENT_UNAVAILABLE: _ErrorReason.ValueType  # 120
+    """--- agents (values 120-139) ---
+    The agent is LOST, TERMINATED or not connected, so the operation cannot
+    reach it (UNAVAILABLE). Metadata: "agent_id".
+    """
+    ERROR_REASON_AGENT_MISMATCH: _ErrorReason.ValueType  # 121
+    """The call was addressed to a different agent id than the one serving this
+    address (several agents can share a host) (FAILED_PRECONDITION).
+    Metadata: "expected", "actual".
+    """
+    ERROR_REASON_AGENT_REJECTED: _ErrorReason.ValueType  # 122
+    """The manager refused an agent's registration: unknown or inactive scaling
+    group, or the agent id is already connected from another address
+    (PERMISSION_DENIED or ALREADY_EXISTS). Metadata: "agent_id".
+    """
+    ERROR_REASON_KERNEL_CREATION_FAILED: _ErrorReason.ValueType  # 123
+    """The agent could not create a kernel (container create/start failed,
+    mount missing, bootstrap failed) (FAILED_PRECONDITION). Metadata:
+    "kernel_id", "detail".
+    """
+    ERROR_REASON_IMAGE_NOT_FOUND: _ErrorReason.ValueType  # 140
+    """--- images (values 140-149) ---
+    No image matches the reference (name, tag or alias) for the architecture
+    (NOT_FOUND). Metadata: "reference", "architecture".
+    """
+    ERROR_REASON_REGISTRY_NOT_ALLOWED: _ErrorReason.ValueType  # 141
+    """The image's registry is not in the domain's allowed_docker_registries
+    (PERMISSION_DENIED). Metadata: "registry".
+    """
+    ERROR_REASON_IMAGE_PULL_FAILED: _ErrorReason.ValueType  # 142
+    """Pulling the image failed on an agent (registry unreachable, auth
+    failure, missing manifest, disk full) (UNAVAILABLE or
+    FAILED_PRECONDITION). Metadata: "image", "agent_id", "detail".
+    """
+    ERROR_REASON_HOST_PERMISSION_DENIED: _ErrorReason.ValueType  # 150
+    """--- vfolders and storage (values 150-169) ---
+    The caller lacks a permission on the storage host (allowed_vfolder_hosts:
+    create-vfolder, mount-in-session, upload-file, ...) (PERMISSION_DENIED).
+    Metadata: "host", "permission".
+    """
+    ERROR_REASON_TRANSFER_TOKEN_INVALID: _ErrorReason.ValueType  # 151
+    """A storage transfer token or app token is missing, malformed, expired or
+    badly signed (UNAUTHENTICATED).
+    """
+    ERROR_REASON_TRANSFER_SCOPE_VIOLATION: _ErrorReason.ValueType  # 152
+    """The token is valid but does not cover this operation or path: another
+    op, or a path outside its relpath (PERMISSION_DENIED).
+    """
+    ERROR_REASON_UPLOAD_OFFSET_MISMATCH: _ErrorReason.ValueType  # 153
+    """A resumed upload's offset differs from what the server has committed
+    (FAILED_PRECONDITION). Metadata: "committed_size".
+    """
+    ERROR_REASON_CHECKSUM_MISMATCH: _ErrorReason.ValueType  # 154
+    """The bytes received do not match the checksum the client declared
+    (DATA_LOSS); the partial upload is discarded.
+    """
+    ERROR_REASON_STORAGE_QUOTA_EXCEEDED: _ErrorReason.ValueType  # 155
+    """The storage quota of the quota scope (or the volume's free space) would
+    be exceeded (RESOURCE_EXHAUSTED). Metadata: "quota_scope", "limit".
+    """
+    ERROR_REASON_VOLUME_CAPABILITY_MISSING: _ErrorReason.ValueType  # 156
+    """The volume's backend lacks a capability this call needs (quota, clone,
+    metric, fast-size) (FAILED_PRECONDITION). Metadata: "volume",
+    "capability".
+    """
+    ERROR_REASON_PATH_TYPE_MISMATCH: _ErrorReason.ValueType  # 157
+    """A path exists but is the wrong kind: a file where a directory is needed
+    or the other way round (FAILED_PRECONDITION). Metadata: "path".
+    """
+    ERROR_REASON_NOT_CLONEABLE: _ErrorReason.ValueType  # 158
+    """The vfolder is not marked cloneable and the caller does not own it
+    (PERMISSION_DENIED).
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every failed RPC answers with a google.rpc.Status whose details carry one
@@ -172,4 +292,124 @@ ERROR_REASON_NOT_IMPLEMENTED: ErrorReason.ValueType  # 62
 """The contract exists but this release does not implement it yet."""
 ERROR_REASON_INTERNAL: ErrorReason.ValueType  # 63
 """A bug: never caused by input. Logged with a correlation id."""
+ERROR_REASON_SESSION_NOT_READY: ErrorReason.ValueType  # 100
+"""--- sessions and kernels (values 100-119) ---
+The session (or kernel) is not RUNNING, so it cannot execute code, open
+apps, move files or stream stats yet (FAILED_PRECONDITION). Metadata:
+"status" (current status).
+"""
+ERROR_REASON_NO_CAPACITY: ErrorReason.ValueType  # 101
+"""No agent can hold the request now or ever: the scaling group has no
+(schedulable) agent of the architecture, or the request exceeds every
+agent's capacity; on an agent, the device allocator or the host port pool
+is exhausted (RESOURCE_EXHAUSTED). Metadata: "resource" (slot name or
+"port"), "requested", "available".
+"""
+ERROR_REASON_SESSION_TYPE_NOT_ALLOWED: ErrorReason.ValueType  # 102
+"""The scaling group does not allow this session type (its
+allowed_session_types) (FAILED_PRECONDITION). Metadata: "session_type",
+"scaling_group".
+"""
+ERROR_REASON_SCALING_GROUP_NOT_ALLOWED: ErrorReason.ValueType  # 103
+"""The scaling group is not bound to the caller's domain, project or
+keypair, or is inactive (PERMISSION_DENIED). Metadata: "scaling_group".
+"""
+ERROR_REASON_RESOURCE_REQUEST_OUT_OF_RANGE: ErrorReason.ValueType  # 104
+"""A requested slot is below the image's ai.backend.resource.min.* label or
+above its max (INVALID_ARGUMENT). Metadata: "slot", "requested", "min",
+"max".
+"""
+ERROR_REASON_UNKNOWN_RESOURCE_SLOT: ErrorReason.ValueType  # 105
+"""A requested slot name is not in the slot catalogue or not offered by any
+agent (INVALID_ARGUMENT). Metadata: "slot".
+"""
+ERROR_REASON_RUN_IN_PROGRESS: ErrorReason.ValueType  # 106
+"""The kernel already runs code and this call would start a second run
+(FAILED_PRECONDITION). Metadata: "run_id".
+"""
+ERROR_REASON_SERVICE_START_FAILED: ErrorReason.ValueType  # 107
+"""An app (service) process failed to start inside the kernel
+(FAILED_PRECONDITION). Metadata: "service", "detail".
+"""
+ERROR_REASON_CURSOR_EXPIRED: ErrorReason.ValueType  # 108
+"""A resume cursor points before the retained event history (OUT_OF_RANGE);
+restart without a cursor after re-reading state. Metadata: "oldest".
+"""
+ERROR_REASON_STREAM_OUT_OF_ORDER: ErrorReason.ValueType  # 109
+"""A streaming call sent messages in the wrong order, e.g. data before the
+header/start message, or a second header (FAILED_PRECONDITION).
+"""
+ERROR_REASON_AGENT_UNAVAILABLE: ErrorReason.ValueType  # 120
+"""--- agents (values 120-139) ---
+The agent is LOST, TERMINATED or not connected, so the operation cannot
+reach it (UNAVAILABLE). Metadata: "agent_id".
+"""
+ERROR_REASON_AGENT_MISMATCH: ErrorReason.ValueType  # 121
+"""The call was addressed to a different agent id than the one serving this
+address (several agents can share a host) (FAILED_PRECONDITION).
+Metadata: "expected", "actual".
+"""
+ERROR_REASON_AGENT_REJECTED: ErrorReason.ValueType  # 122
+"""The manager refused an agent's registration: unknown or inactive scaling
+group, or the agent id is already connected from another address
+(PERMISSION_DENIED or ALREADY_EXISTS). Metadata: "agent_id".
+"""
+ERROR_REASON_KERNEL_CREATION_FAILED: ErrorReason.ValueType  # 123
+"""The agent could not create a kernel (container create/start failed,
+mount missing, bootstrap failed) (FAILED_PRECONDITION). Metadata:
+"kernel_id", "detail".
+"""
+ERROR_REASON_IMAGE_NOT_FOUND: ErrorReason.ValueType  # 140
+"""--- images (values 140-149) ---
+No image matches the reference (name, tag or alias) for the architecture
+(NOT_FOUND). Metadata: "reference", "architecture".
+"""
+ERROR_REASON_REGISTRY_NOT_ALLOWED: ErrorReason.ValueType  # 141
+"""The image's registry is not in the domain's allowed_docker_registries
+(PERMISSION_DENIED). Metadata: "registry".
+"""
+ERROR_REASON_IMAGE_PULL_FAILED: ErrorReason.ValueType  # 142
+"""Pulling the image failed on an agent (registry unreachable, auth
+failure, missing manifest, disk full) (UNAVAILABLE or
+FAILED_PRECONDITION). Metadata: "image", "agent_id", "detail".
+"""
+ERROR_REASON_HOST_PERMISSION_DENIED: ErrorReason.ValueType  # 150
+"""--- vfolders and storage (values 150-169) ---
+The caller lacks a permission on the storage host (allowed_vfolder_hosts:
+create-vfolder, mount-in-session, upload-file, ...) (PERMISSION_DENIED).
+Metadata: "host", "permission".
+"""
+ERROR_REASON_TRANSFER_TOKEN_INVALID: ErrorReason.ValueType  # 151
+"""A storage transfer token or app token is missing, malformed, expired or
+badly signed (UNAUTHENTICATED).
+"""
+ERROR_REASON_TRANSFER_SCOPE_VIOLATION: ErrorReason.ValueType  # 152
+"""The token is valid but does not cover this operation or path: another
+op, or a path outside its relpath (PERMISSION_DENIED).
+"""
+ERROR_REASON_UPLOAD_OFFSET_MISMATCH: ErrorReason.ValueType  # 153
+"""A resumed upload's offset differs from what the server has committed
+(FAILED_PRECONDITION). Metadata: "committed_size".
+"""
+ERROR_REASON_CHECKSUM_MISMATCH: ErrorReason.ValueType  # 154
+"""The bytes received do not match the checksum the client declared
+(DATA_LOSS); the partial upload is discarded.
+"""
+ERROR_REASON_STORAGE_QUOTA_EXCEEDED: ErrorReason.ValueType  # 155
+"""The storage quota of the quota scope (or the volume's free space) would
+be exceeded (RESOURCE_EXHAUSTED). Metadata: "quota_scope", "limit".
+"""
+ERROR_REASON_VOLUME_CAPABILITY_MISSING: ErrorReason.ValueType  # 156
+"""The volume's backend lacks a capability this call needs (quota, clone,
+metric, fast-size) (FAILED_PRECONDITION). Metadata: "volume",
+"capability".
+"""
+ERROR_REASON_PATH_TYPE_MISMATCH: ErrorReason.ValueType  # 157
+"""A path exists but is the wrong kind: a file where a directory is needed
+or the other way round (FAILED_PRECONDITION). Metadata: "path".
+"""
+ERROR_REASON_NOT_CLONEABLE: ErrorReason.ValueType  # 158
+"""The vfolder is not marked cloneable and the caller does not own it
+(PERMISSION_DENIED).
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015

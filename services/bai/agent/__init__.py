@@ -1,0 +1,1 @@
+"""The node agent: runs kernels in containers (implementation lands with the sessions issue)."""

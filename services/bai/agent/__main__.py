@@ -1,0 +1,3 @@
+from bai.agent.main import main
+
+raise SystemExit(main())

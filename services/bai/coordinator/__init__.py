@@ -1,0 +1,1 @@
+"""The app-proxy coordinator: circuits and Envoy routes (lands with the app proxy issue)."""

@@ -1,0 +1,3 @@
+from bai.coordinator.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from bai.storage.main import main
+
+raise SystemExit(main())
