@@ -9,6 +9,7 @@ get a precise error instead of a connection failure.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -138,6 +139,9 @@ def component_main(
             model, component, args.config, f"BAI_{component.upper()}"
         )
         setup_logging(component, config.log_level)
+        logging.getLogger(f"bai.{component}").info(
+            "starting", extra={"config": config.model_dump(mode="json")}
+        )
         ports = extra_ports(config) if extra_ports else []
         await run_until_signalled(thin_server_spec(component, config, services, ports))
 

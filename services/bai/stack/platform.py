@@ -54,7 +54,7 @@ def manager(config: StackConfig) -> ProcessSpec:
         name: [f"{config.host}:{config.port(name + '-metrics')}"]
         for name in ("storage", "agent", "coordinator")
     }
-    scrape["envoy"] = [f"{config.host}:{config.port('envoy-admin')}"]
+    scrape["envoy"] = [f"{config.host}:{config.port('envoy-admin')}/stats/prometheus"]
     env |= {
         "BAI_MANAGER__GRPC_PORT": str(port),
         "BAI_MANAGER__METRICS_PORT": str(config.port("manager-metrics")),
