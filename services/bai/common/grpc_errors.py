@@ -56,7 +56,7 @@ def to_rpc_status(exc: BaseException) -> tuple[grpc.StatusCode, status_pb2.Statu
         message, reason, metadata = exc.message, exc.reason, exc.metadata
     else:
         correlation = uuid.uuid4().hex[:12]
-        log.exception("unexpected error (correlation id %s)", correlation)
+        log.error("unexpected error (correlation id %s)", correlation, exc_info=exc)
         code = grpc.StatusCode.INTERNAL
         message = f"internal error (correlation id {correlation})"
         reason, metadata = "INTERNAL", {"correlation_id": correlation}

@@ -8,12 +8,17 @@ import json
 import logging
 from pathlib import Path
 
+import grpc
+
 from bai.api.manager.v1 import (
     audit_pb2_grpc,
     auth_pb2_grpc,
     domain_pb2_grpc,
+    keypair_pb2_grpc,
+    project_pb2_grpc,
     resource_policy_pb2_grpc,
     scaling_group_pb2_grpc,
+    user_pb2_grpc,
 )
 from bai.common.component import load_component_config
 from bai.common.logs import setup_logging
@@ -22,8 +27,11 @@ from bai.manager import bootstrap as bootstrap_mod
 from bai.manager.api.audit_log_service import AuditLogServicer
 from bai.manager.api.auth_service import AuthServicer
 from bai.manager.api.domain_service import DomainServicer
+from bai.manager.api.keypair_service import KeypairServicer
+from bai.manager.api.project_service import ProjectServicer
 from bai.manager.api.resource_policy_service import ResourcePolicyServicer
 from bai.manager.api.scaling_group_service import ScalingGroupServicer
+from bai.manager.api.user_service import UserServicer
 from bai.manager.config import ManagerConfig
 from bai.manager.context import ManagerContext
 from bai.manager.db.migrations import upgrade_async
@@ -31,7 +39,7 @@ from bai.manager.db.migrations import upgrade_async
 log = logging.getLogger("bai.manager")
 
 
-def register_services(server: object, ctx: ManagerContext) -> list[str]:
+def register_services(server: grpc.aio.Server, ctx: ManagerContext) -> list[str]:
     """Add every manager servicer to `server`; returns the service names."""
     auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServicer(ctx), server)
     domain_pb2_grpc.add_DomainServiceServicer_to_server(DomainServicer(ctx), server)
@@ -42,17 +50,26 @@ def register_services(server: object, ctx: ManagerContext) -> list[str]:
         ScalingGroupServicer(ctx), server
     )
     audit_pb2_grpc.add_AuditLogServiceServicer_to_server(AuditLogServicer(ctx), server)
+    user_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(ctx), server)
+    keypair_pb2_grpc.add_KeypairServiceServicer_to_server(KeypairServicer(ctx), server)
+    project_pb2_grpc.add_ProjectServiceServicer_to_server(ProjectServicer(ctx), server)
     return [
         AuthServicer.SERVICE,
         DomainServicer.SERVICE,
         ResourcePolicyServicer.SERVICE,
         ScalingGroupServicer.SERVICE,
         AuditLogServicer.SERVICE,
+        UserServicer.SERVICE,
+        KeypairServicer.SERVICE,
+        ProjectServicer.SERVICE,
     ]
 
 
 def service_discovery(config: ManagerConfig) -> list[dict[str, object]]:
-    """Prometheus HTTP SD: the manager itself plus configured targets."""
+    """Prometheus HTTP SD: the manager itself plus configured targets.
+
+    A target may carry its metrics path: "127.0.0.1:9901/stats/prometheus".
+    """
     groups: list[dict[str, object]] = [
         {
             "targets": [f"{config.metrics_bind}:{config.metrics_port}"],
@@ -60,7 +77,12 @@ def service_discovery(config: ManagerConfig) -> list[dict[str, object]]:
         }
     ]
     for component, targets in sorted(config.scrape_targets.items()):
-        groups.append({"targets": targets, "labels": {"component": component}})
+        for target in targets:
+            address, _, path = target.partition("/")
+            labels = {"component": component}
+            if path:
+                labels["__metrics_path__"] = "/" + path
+            groups.append({"targets": [address], "labels": labels})
     return groups
 
 
@@ -69,7 +91,7 @@ async def start(config: ManagerConfig) -> None:
     await upgrade_async(config.db.url)
     names: list[str] = []
 
-    def register(server: object) -> None:
+    def register(server: grpc.aio.Server) -> None:
         names.extend(register_services(server, ctx))
 
     spec = ServerSpec(
@@ -79,7 +101,7 @@ async def start(config: ManagerConfig) -> None:
         metrics_bind=config.metrics_bind,
         metrics_port=config.metrics_port,
         service_names=names,
-        register=register,  # type: ignore[arg-type]
+        register=register,
         json_endpoints={"/metrics/service_discovery": lambda: service_discovery(config)},
     )
     await run_until_signalled(spec, ctx.close)

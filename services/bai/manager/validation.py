@@ -89,8 +89,9 @@ class Violations:
             self.add("update_mask", f"name at least one of: {', '.join(sorted(allowed_set))}")
         for path in chosen:
             if path not in allowed_set:
-                self.add("update_mask", f"{path!r} cannot be updated")
-        return chosen
+                self.add("update_mask", f"{path[:64]!r} cannot be updated")
+        # Only known paths go on, so callers may index by them safely.
+        return [p for p in dict.fromkeys(chosen) if p in allowed_set]
 
     def request_id(self, value: str) -> None:
         if value and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):

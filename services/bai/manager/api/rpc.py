@@ -23,9 +23,16 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from bai.common.errors import BaiError, FailedPrecondition, Unavailable
+from bai.common.errors import (
+    BaiError,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    Unavailable,
+)
 from bai.common.grpc_errors import to_grpc_status
 from bai.common.metrics import RPC_LATENCY, RPC_REQUESTS
+from bai.common.text_fields import nul_fields
 from bai.manager.auth.principal import Principal, Role
 from bai.manager.context import ManagerContext
 from bai.manager.db.audit import AuditLogRow, RequestLogRow
@@ -82,6 +89,11 @@ def unary(
                     ANONYMOUS if public else await self.ctx.authenticator.authenticate(method, metadata)
                 )
                 call = Call(method, principal, self.ctx, metadata)
+                bad_text = nul_fields(request)
+                if bad_text:
+                    raise InvalidArgument(
+                        [FieldViolation(f, "must not contain NUL characters") for f in bad_text]
+                    )
                 request_id = getattr(request, "request_id", "") if audit else ""
                 if request_id:
                     return await _idempotent(fn, self, request, call, request_id)

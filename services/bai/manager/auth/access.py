@@ -7,6 +7,7 @@ PERMISSION_DENIED with ROLE_FORBIDDEN, or READ_ONLY_ROLE for monitors.
 
 from __future__ import annotations
 
+import uuid
 from enum import Enum
 
 from bai.common.errors import NotFound, PermissionDenied
@@ -58,3 +59,65 @@ def may_grant_role(p: Principal, role: Role) -> bool:
     if p.role is Role.SUPERADMIN:
         return True
     return p.role is Role.ADMIN and role is not Role.SUPERADMIN
+
+
+def reads_every_policy(p: Principal) -> bool:
+    """Resource policies: everyone but role USER reads all of them."""
+    return p.role is not Role.USER
+
+
+def require_scaling_group_reader(p: Principal) -> None:
+    """Get/List of scaling groups: role USER has ListAllowedScalingGroups instead."""
+    if p.role is Role.USER:
+        raise PermissionDenied(
+            "users list their scaling groups with ListAllowedScalingGroups",
+            reason="ROLE_FORBIDDEN",
+        )
+
+
+def gets_user_view_of_scaling_groups(p: Principal) -> bool:
+    """Role USER sees public scaling groups only, without driver and driver options."""
+    return p.role is Role.USER
+
+
+def can_read_project_of(p: Principal, domain_name: str, project_id: uuid.UUID) -> bool:
+    """Members read their projects; admins and monitors every project of their domain."""
+    return can_read_domain_objects(p, domain_name) or project_id in p.project_ids
+
+
+def audit_scope(p: Principal) -> tuple[str | None, uuid.UUID | None]:
+    """(domain, actor) every audit entry the caller reads must match; None is any."""
+    if p.role is Role.SUPERADMIN:
+        return None, None
+    if p.role in (Role.ADMIN, Role.MONITOR):
+        return p.domain_name, None
+    return None, p.user_id
+
+
+def require_writer(p: Principal) -> None:
+    """Administrative writes: monitors never write, plain users never administer."""
+    if p.role is Role.MONITOR:
+        raise PermissionDenied("monitors cannot change anything", reason="READ_ONLY_ROLE")
+    if p.role is Role.USER:
+        raise PermissionDenied("users cannot administer", reason="ROLE_FORBIDDEN")
+
+
+def require_create_scope(p: Principal, domain_name: str) -> None:
+    """Creating in a domain: superadmins anywhere, admins only in their own."""
+    require_writer(p)
+    if p.role is not Role.SUPERADMIN and p.domain_name != domain_name:
+        raise PermissionDenied("you may not act in another domain", reason="SCOPE_FORBIDDEN")
+
+
+def require_user_manageable(p: Principal, domain_name: str, role: Role, what: str) -> None:
+    """Writes on an existing user (or their keypairs): superadmins on anyone;
+    admins on the non-superadmin users of their own domain."""
+    require_writer(p)
+    require_domain_visible(p, domain_name, what)
+    if role is Role.SUPERADMIN and p.role is not Role.SUPERADMIN:
+        raise PermissionDenied("only a superadmin may manage a superadmin", reason="ROLE_FORBIDDEN")
+
+
+def can_see_user(p: Principal, user_id: uuid.UUID, domain_name: str) -> bool:
+    """Superadmins; admins and monitors of the user's domain; the user themselves."""
+    return p.user_id == user_id or can_read_domain_objects(p, domain_name)

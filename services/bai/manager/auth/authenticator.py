@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 
 from bai.common import signing
 from bai.common.errors import Unauthenticated, Unavailable
-from bai.manager.auth.credentials import CredentialLookup, Identity
+from bai.manager.auth.credentials import CredentialLookup, Identity, KeyRecord
 from bai.manager.auth.principal import Principal
 from bai.manager.config import AuthConfig
 

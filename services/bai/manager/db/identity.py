@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bai.manager.db.base import Base, created_at, modified_at, new_uuid
@@ -61,9 +62,13 @@ class UserRow(Base):
     sudo_session_enabled: Mapped[bool] = mapped_column(default=False)
     container_uid: Mapped[int | None] = mapped_column(default=None)
     container_main_gid: Mapped[int | None] = mapped_column(default=None)
-    container_gids: Mapped[list[str]] = mapped_column(default=list)
+    container_gids: Mapped[list[int]] = mapped_column(JSONB, default=list)
     created_at: Mapped[datetime] = created_at()
     modified_at: Mapped[datetime] = modified_at()
+
+
+# Emails are unique compared case-insensitively.
+Index("uq_users_email_lower", func.lower(UserRow.email), unique=True)
 
 
 class ProjectMemberRow(Base):
@@ -81,7 +86,9 @@ class KeypairRow(Base):
     __tablename__ = "keypairs"
     access_key: Mapped[str] = mapped_column(String(32), primary_key=True)
     secret_key: Mapped[str] = mapped_column(String(64))
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
     is_active: Mapped[bool] = mapped_column(default=True)
     is_admin: Mapped[bool] = mapped_column(default=False)
     resource_policy: Mapped[str] = mapped_column(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 02:26:06.620118
+Create Date: 2026-11-27 02:34:00.510973
 """
 
 from __future__ import annotations
@@ -177,6 +177,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('email', name=op.f('uq_users_email')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
     )
+    op.create_index('uq_users_email_lower', 'users', [sa.literal_column('lower(email)')], unique=True)
     op.create_table('keypairs',
     sa.Column('access_key', sa.String(length=32), nullable=False),
     sa.Column('secret_key', sa.String(length=64), nullable=False),
@@ -349,6 +350,7 @@ def downgrade() -> None:
     op.drop_table('project_members')
     op.drop_index(op.f('ix_keypairs_user_id'), table_name='keypairs')
     op.drop_table('keypairs')
+    op.drop_index('uq_users_email_lower', table_name='users')
     op.drop_table('users')
     op.drop_table('sgroups_for_domains')
     op.drop_table('projects')
