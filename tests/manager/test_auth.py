@@ -121,3 +121,13 @@ async def test_login_validates_input(channel):  # type: ignore[no-untyped-def]
         await stub.Login(auth_pb2.LoginRequest(username="", password="x", ttl_seconds=-5))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert reason_of(info.value) == "INVALID_FIELD"
+
+
+async def test_later_contracts_answer_not_implemented(manager: ManagerHandle, channel):  # type: ignore[no-untyped-def]
+    from bai.api.manager.v1 import session_pb2, session_pb2_grpc
+
+    stub = session_pb2_grpc.SessionServiceStub(channel)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stub.ListSessions(session_pb2.ListSessionsRequest(), metadata=bearer(manager.admin_token))
+    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert reason_of(info.value) == "NOT_IMPLEMENTED"

@@ -20,7 +20,7 @@ from bai.api.manager.v1 import (
     scaling_group_pb2_grpc,
     user_pb2_grpc,
 )
-from bai.common.component import load_component_config
+from bai.common.component import load_component_config, placeholder_handler
 from bai.common.logs import setup_logging
 from bai.common.server import ServerSpec, run_until_signalled
 from bai.manager import bootstrap as bootstrap_mod
@@ -62,7 +62,35 @@ def register_services(server: grpc.aio.Server, ctx: ManagerContext) -> list[str]
         UserServicer.SERVICE,
         KeypairServicer.SERVICE,
         ProjectServicer.SERVICE,
+        *register_placeholders(server),
     ]
+
+
+# Contracts whose implementation lands in later issues (sessions, storage):
+# served so that callers get UNIMPLEMENTED/NOT_IMPLEMENTED, and listed by
+# reflection so that grpcurl and the SDK see the whole API.
+PLACEHOLDERS = [
+    "bai.api.manager.v1.SessionService",
+    "bai.api.manager.v1.VFolderService",
+    "bai.api.manager.v1.ImageService",
+    "bai.api.manager.v1.AgentService",
+    "bai.api.manager.v1.BackgroundTaskService",
+    "bai.api.manager.v1.AgentRegistryService",
+]
+
+
+def register_placeholders(server: grpc.aio.Server) -> list[str]:
+    from bai.api.manager.v1 import (  # noqa: F401 - register the contracts
+        agent_pb2,
+        agent_registry_pb2,
+        bgtask_pb2,
+        image_pb2,
+        session_pb2,
+        vfolder_pb2,
+    )
+
+    server.add_generic_rpc_handlers([placeholder_handler(name) for name in PLACEHOLDERS])
+    return PLACEHOLDERS
 
 
 def service_discovery(config: ManagerConfig) -> list[dict[str, object]]:
