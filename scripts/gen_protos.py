@@ -5,6 +5,9 @@ Outputs (all committed, CI fails on any diff):
   gen/python/bai/api/**      *_pb2.py, *_pb2.pyi, *_pb2_grpc.py, *_pb2_grpc.pyi
   gen/descriptor/bai.binpb   FileDescriptorSet with imports, for Envoy's
                              gRPC-JSON transcoder and for tooling.
+  clients/web/src/gen/**     TypeScript (protoc-gen-es) for the browser UI, when
+                             node_modules/.bin/buf exists (`npm ci` first);
+                             template: clients/web/buf.gen.yaml.
 
 Third-party protos (google/api, google/rpc) come from the installed
 googleapis-common-protos package and are copied to proto/third_party (ignored
@@ -26,6 +29,8 @@ PROTO = ROOT / "proto"
 THIRD_PARTY = PROTO / "third_party"
 OUT_PY = ROOT / "gen" / "python"
 OUT_DESC = ROOT / "gen" / "descriptor" / "bai.binpb"
+BUF = ROOT / "node_modules" / ".bin" / "buf"
+WEB_TEMPLATE = ROOT / "clients" / "web" / "buf.gen.yaml"
 
 
 def vendor_third_party() -> None:
@@ -41,11 +46,13 @@ def vendor_third_party() -> None:
 
 def main() -> int:
     global OUT_PY, OUT_DESC
+    buf_output: list[str] = []
     # --check-into DIR: compile into DIR instead of gen/ (for trying contracts
     # without touching the committed output).
     if len(sys.argv) == 3 and sys.argv[1] == "--check-into":
         OUT_PY = Path(sys.argv[2]).resolve() / "python"
         OUT_DESC = Path(sys.argv[2]).resolve() / "bai.binpb"
+        buf_output = ["--output", str(Path(sys.argv[2]).resolve() / "ts")]
     vendor_third_party()
     sources = sorted(str(p.relative_to(PROTO)) for p in (PROTO / "bai").rglob("*.proto"))
     builtin = Path(grpc_tools.__file__).resolve().parent / "_proto"
@@ -81,6 +88,14 @@ def main() -> int:
             (pkg / "__init__.py").touch()
     (OUT_PY / "bai" / "api" / "py.typed").touch()
     print(f"generated {len(sources)} protos into {OUT_PY}")
+    if BUF.exists():
+        template = str(WEB_TEMPLATE.relative_to(ROOT))
+        subprocess.run(
+            [str(BUF), "generate", "--template", template, *buf_output], check=True, cwd=ROOT
+        )
+        print(f"generated TypeScript with {template}")
+    else:
+        print("node_modules/.bin/buf missing (run `npm ci`): TypeScript client not regenerated")
     return 0
 
 

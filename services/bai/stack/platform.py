@@ -98,6 +98,8 @@ def envoy(config: StackConfig) -> ProcessSpec:
     conf = config.component_dir("envoy") / "gateway.yaml"
     descriptor = repo_root() / DEFAULT_DESCRIPTOR
     admin = config.port("envoy-admin")
+    # The browser UI (scripts/build_web.sh), served under /ui/ once built.
+    web = repo_root() / "clients" / "web" / "dist"
 
     def prepare() -> None:
         conf.parent.mkdir(parents=True, exist_ok=True)
@@ -109,6 +111,7 @@ def envoy(config: StackConfig) -> ProcessSpec:
                 storage_addr=(config.host, config.port("storage")),
                 descriptor_path=descriptor,
                 services=services_in_descriptor(descriptor),
+                web_root=web if (web / "index.html").is_file() else None,
             )
         )
 
