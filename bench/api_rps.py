@@ -40,9 +40,13 @@ TARGET_RATIO = 0.5
 
 
 @contextmanager
-def process(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None) -> Iterator[None]:
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=out, stderr=out, cwd=ROOT)
+def process(
+    argv: list[str], env: dict[str, str] | None = None, log: Path | None = None
+) -> Iterator[None]:
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        argv, env={**os.environ, **(env or {})}, stdout=out, stderr=out, cwd=ROOT
+    )
     try:
         yield
     finally:
@@ -73,8 +77,18 @@ def wait_http(port: int, timeout: float = 30) -> None:
 
 def load(address: str, seconds: float, concurrency: int, keys: list[str]) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "load.py"), address, str(seconds), str(concurrency), *keys],
-        check=True, capture_output=True, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "bench" / "load.py"),
+            address,
+            str(seconds),
+            str(concurrency),
+            *keys,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -96,41 +110,66 @@ def main() -> int:
             "BAI_MANAGER__LOG_LEVEL": "warning",
         }
         boot = subprocess.run(
-            [py, "-m", "bai.manager", "bootstrap"], env={**os.environ, **env},
-            check=True, capture_output=True, text=True, cwd=ROOT,
+            [py, "-m", "bai.manager", "bootstrap"],
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
         )
-        creds = json.loads(boot.stdout[boot.stdout.index("{"):])
+        creds = json.loads(boot.stdout[boot.stdout.index("{") :])
         keys = [creds["access_key"], creds["secret_key"]]
         config = logs / "envoy.yaml"
-        config.write_text(render_gateway_config(
-            listen_port=envoy_port, admin_port=envoy_admin, manager_addr=("127.0.0.1", mgr_port),
-            descriptor_path=DESCRIPTOR, services=services_in_descriptor(DESCRIPTOR),
-            listen_address="127.0.0.1", access_log=False,
-        ))
+        config.write_text(
+            render_gateway_config(
+                listen_port=envoy_port,
+                admin_port=envoy_admin,
+                manager_addr=("127.0.0.1", mgr_port),
+                descriptor_path=DESCRIPTOR,
+                services=services_in_descriptor(DESCRIPTOR),
+                listen_address="127.0.0.1",
+                access_log=False,
+            )
+        )
         results: dict[str, dict[str, float]] = {}
-        with process([py, str(ROOT / "bench" / "echo_server.py"), str(echo_port)], log=logs / "echo.log"):
+        with process(
+            [py, str(ROOT / "bench" / "echo_server.py"), str(echo_port)], log=logs / "echo.log"
+        ):
             wait_ready(f"127.0.0.1:{echo_port}")
             results["echo"] = load(f"127.0.0.1:{echo_port}", args.seconds, args.concurrency, keys)
-        with process([py, "-m", "bai.manager", "start"], env=env, log=logs / "manager.log"), \
-                process(gateway_process_argv(config, log_level="warn"), log=logs / "envoy.log"):
+        with (
+            process([py, "-m", "bai.manager", "start"], env=env, log=logs / "manager.log"),
+            process(gateway_process_argv(config, log_level="warn"), log=logs / "envoy.log"),
+        ):
             wait_ready(f"127.0.0.1:{mgr_port}")
             wait_http(envoy_admin)
             results["direct"] = load(f"127.0.0.1:{mgr_port}", args.seconds, args.concurrency, keys)
             results["envoy"] = load(f"127.0.0.1:{envoy_port}", args.seconds, args.concurrency, keys)
     base = results["echo"]["rps"]
     for name, r in results.items():
-        print(f"{name:>7}: {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms"
-              f"  ratio {r['rps'] / base:.2f}  errors {r['errors']}")
+        print(
+            f"{name:>7}: {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms"
+            f"  p99 {r['p99_ms']:6.2f} ms"
+            f"  ratio {r['rps'] / base:.2f}  errors {r['errors']}"
+        )
     ratio = results["envoy"]["rps"] / base
-    print(json.dumps({
-        "bench": "api_rps", "value": round(results["envoy"]["rps"], 1), "unit": "req/s",
-        "baseline": round(base, 1), "ratio": round(ratio, 3), "target": TARGET_RATIO,
-        "ok": ratio >= TARGET_RATIO,
-        "direct_rps": round(results["direct"]["rps"], 1),
-        "direct_ratio": round(results["direct"]["rps"] / base, 3),
-        "p50_ms": {k: round(v["p50_ms"], 2) for k, v in results.items()},
-        "p99_ms": {k: round(v["p99_ms"], 2) for k, v in results.items()},
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "api_rps",
+                "value": round(results["envoy"]["rps"], 1),
+                "unit": "req/s",
+                "baseline": round(base, 1),
+                "ratio": round(ratio, 3),
+                "target": TARGET_RATIO,
+                "ok": ratio >= TARGET_RATIO,
+                "direct_rps": round(results["direct"]["rps"], 1),
+                "direct_ratio": round(results["direct"]["rps"] / base, 3),
+                "p50_ms": {k: round(v["p50_ms"], 2) for k, v in results.items()},
+                "p99_ms": {k: round(v["p99_ms"], 2) for k, v in results.items()},
+            }
+        )
+    )
     return 0
 
 

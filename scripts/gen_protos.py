@@ -21,8 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from google.api import annotations_pb2
 import grpc_tools
+from google.api import annotations_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO = ROOT / "proto"
@@ -62,23 +62,36 @@ def main() -> int:
     OUT_DESC.parent.mkdir(parents=True, exist_ok=True)
     bindir = Path(sys.executable).parent
     cmd = [
-        sys.executable, "-m", "grpc_tools.protoc",
-        f"-I{PROTO}", f"-I{THIRD_PARTY}", f"-I{builtin}",
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTO}",
+        f"-I{THIRD_PARTY}",
+        f"-I{builtin}",
         f"--plugin=protoc-gen-mypy={bindir / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={bindir / 'protoc-gen-mypy_grpc'}",
-        f"--python_out={OUT_PY}", f"--grpc_python_out={OUT_PY}",
-        f"--mypy_out={OUT_PY}", f"--mypy_grpc_out={OUT_PY}",
+        f"--python_out={OUT_PY}",
+        f"--grpc_python_out={OUT_PY}",
+        f"--mypy_out={OUT_PY}",
+        f"--mypy_grpc_out={OUT_PY}",
         *sources,
     ]
     subprocess.run(cmd, check=True, cwd=PROTO)
     # The descriptor set also carries google.rpc.Status and the error detail
     # types, so Envoy's transcoder can render error bodies as JSON.
     descriptor_cmd = [
-        sys.executable, "-m", "grpc_tools.protoc",
-        f"-I{PROTO}", f"-I{THIRD_PARTY}", f"-I{builtin}",
-        "--include_imports", "--include_source_info",
+        sys.executable,
+        "-m",
+        "grpc_tools.protoc",
+        f"-I{PROTO}",
+        f"-I{THIRD_PARTY}",
+        f"-I{builtin}",
+        "--include_imports",
+        "--include_source_info",
         f"--descriptor_set_out={OUT_DESC}",
-        *sources, "google/rpc/status.proto", "google/rpc/error_details.proto",
+        *sources,
+        "google/rpc/status.proto",
+        "google/rpc/error_details.proto",
     ]
     subprocess.run(descriptor_cmd, check=True, cwd=PROTO)
     # Mark the generated tree as typed; `bai` and `bai.api` stay namespace

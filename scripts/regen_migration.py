@@ -28,7 +28,9 @@ def main(argv: list[str]) -> int:
             command.revision(cfg, message=message, autogenerate=True, rev_id="0001")
         else:
             upgrade(stack.pg_dsn)
-            heads = sorted(p.name[:4] for p in (HERE / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+            heads = sorted(
+                p.name[:4] for p in (HERE / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")
+            )
             rev_id = f"{int(heads[-1]) + 1:04d}"
             command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)
     return 0

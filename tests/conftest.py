@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from bai.stack.testing import ThrowawayStack
+
+# The real manager (`manager`, `channel` fixtures), for every test package.
+pytest_plugins = ["tests.manager.fixtures"]
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,9 @@ async def test_layers_in_order(stack, tmp_path: Path, monkeypatch: pytest.Monkey
     await put_global_config(host, port, prefix, "manager", "db/pool_size", 5)
     await put_global_config(host, port, prefix, "manager", "metrics_port", 19999)
     toml = tmp_path / "manager.toml"
-    toml.write_text(f'metrics_port = 18888\n[etcd]\nhost = "{host}"\nport = {port}\nprefix = "{prefix}"\n')
+    toml.write_text(
+        f'metrics_port = 18888\n[etcd]\nhost = "{host}"\nport = {port}\nprefix = "{prefix}"\n'
+    )
     monkeypatch.setenv("BAI_MANAGER__DB__POOL_SIZE", "7")
     config = await load_component_config(ManagerConfig, "manager", toml, "BAI_MANAGER")
     assert config.log_level == "warning"  # from etcd only

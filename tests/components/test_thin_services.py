@@ -3,6 +3,7 @@ health, reflection, /metrics, precise NOT_IMPLEMENTED answers, clean SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -41,10 +42,16 @@ def _wait_serving(address: str, timeout: float = 20) -> None:
 
 @pytest.mark.parametrize(("component", "service", "method"), CASES)
 async def test_component_process(stack, component: str, service: str, method: str) -> None:  # type: ignore[no-untyped-def]
-    grpc_port, metrics_port, extra = free_ports(3)
     prefix = f"/bai-test-{component}"
     # The log level comes from etcd's shared config: proof the layer is read.
-    await put_global_config(stack.etcd_host, stack.etcd_port, prefix, component, "log_level", "debug")
+    await put_global_config(
+        stack.etcd_host, stack.etcd_port, prefix, component, "log_level", "debug"
+    )
+    await asyncio.to_thread(_run_component, stack, component, service, method, prefix)
+
+
+def _run_component(stack, component: str, service: str, method: str, prefix: str) -> None:  # type: ignore[no-untyped-def]
+    grpc_port, metrics_port, extra = free_ports(3)
     upper = component.upper()
     env = {
         **os.environ,
@@ -57,19 +64,27 @@ async def test_component_process(stack, component: str, service: str, method: st
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", f"bai.{component}", "start"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         address = f"127.0.0.1:{grpc_port}"
         _wait_serving(address)
         with grpc.insecure_channel(address) as ch:
             refl = reflection_pb2_grpc.ServerReflectionStub(ch)
-            reply = next(iter(refl.ServerReflectionInfo(
-                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
-            )))
+            reply = next(
+                iter(
+                    refl.ServerReflectionInfo(
+                        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+                    )
+                )
+            )
             names = {s.name for s in reply.list_services_response.service}
             assert service in names
-            call = ch.unary_unary(f"/{service}/{method}", request_serializer=lambda m: m.SerializeToString())
+            call = ch.unary_unary(
+                f"/{service}/{method}", request_serializer=lambda m: m.SerializeToString()
+            )
             with pytest.raises(grpc.RpcError) as info:
                 call(empty_pb2.Empty(), timeout=5)
             assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED

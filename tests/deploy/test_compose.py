@@ -21,16 +21,29 @@ def _compose() -> list[str] | None:
     return None
 
 
-@pytest.mark.skipif(_compose() is None, reason="neither docker-compose nor docker compose is installed")
+@pytest.mark.skipif(
+    _compose() is None, reason="neither docker-compose nor docker compose is installed"
+)
 def test_compose_config_is_valid_and_complete() -> None:
     cmd = _compose()
     assert cmd is not None
     out = subprocess.run(
         [*cmd, "-f", str(ROOT / "docker-compose.yml"), "config", "--services"],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr
     services = set(out.stdout.split())
-    expected = {"postgres", "redis", "etcd", "envoy", "prometheus", "manager", "storage",
-                "agent", "coordinator"}
+    expected = {
+        "postgres",
+        "redis",
+        "etcd",
+        "envoy",
+        "prometheus",
+        "manager",
+        "storage",
+        "agent",
+        "coordinator",
+    }
     assert expected <= services

@@ -15,14 +15,15 @@ from typing import Any
 
 import grpc
 import pytest
-from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc
-from bai.gateway import gateway_process_argv, render_gateway_config, services_in_descriptor
 from google.api import annotations_pb2
 from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, duration_pb2, message_factory
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
+
+from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc
+from bai.gateway import gateway_process_argv, render_gateway_config, services_in_descriptor
 
 REPO = Path(__file__).resolve().parents[2]
 DESCRIPTOR = REPO / "gen" / "descriptor" / "bai.binpb"

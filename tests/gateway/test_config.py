@@ -6,6 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from google.protobuf import descriptor_pb2
+
 from bai.gateway import (
     envoy_binary,
     gateway_config,
@@ -15,7 +17,6 @@ from bai.gateway import (
     services_in_descriptor,
 )
 from bai.gateway.yaml_out import dump
-from google.protobuf import descriptor_pb2
 
 from .conftest import DESCRIPTOR, REPO
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import grpc
 import pytest
-from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc
 
 from .conftest import Gateway
 

@@ -13,7 +13,7 @@ from bai.api.manager.v1 import audit_pb2
 from bai.api.manager.v1 import audit_pb2_grpc as audit_grpc
 from bai.api.manager.v1 import scaling_group_pb2 as sg
 from bai.api.manager.v1 import scaling_group_pb2_grpc as sg_grpc
-from tests.manager.conftest import ManagerHandle, unique
+from tests.manager.fixtures import ManagerHandle, unique
 from tests.manager.test_resource_policies import (
     Caller,
     invoke,

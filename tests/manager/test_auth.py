@@ -9,14 +9,16 @@ import pytest
 
 from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc
 from bai.common import signing
-from tests.manager.conftest import ManagerHandle, bearer
+from tests.manager.fixtures import ManagerHandle, bearer
 from tests.rpc_errors import reason_of
 
 WHOAMI = "/bai.api.manager.v1.AuthService/WhoAmI"
 
 
 async def _whoami(channel: grpc.aio.Channel, md: list[tuple[str, str]]) -> auth_pb2.WhoAmIResponse:
-    return await auth_pb2_grpc.AuthServiceStub(channel).WhoAmI(auth_pb2.WhoAmIRequest(), metadata=md)
+    return await auth_pb2_grpc.AuthServiceStub(channel).WhoAmI(
+        auth_pb2.WhoAmIRequest(), metadata=md
+    )
 
 
 async def _refused(channel: grpc.aio.Channel, md: list[tuple[str, str]]) -> str:
@@ -79,8 +81,12 @@ async def test_unknown_access_key(manager: ManagerHandle, channel):  # type: ign
     "md",
     [
         [("authorization", "Basic abc")],
-        [("x-bai-access-key", "lower-case!"), ("x-bai-timestamp", "1"), ("x-bai-nonce", "abcdefgh"),
-         ("x-bai-signature", "00")],
+        [
+            ("x-bai-access-key", "lower-case!"),
+            ("x-bai-timestamp", "1"),
+            ("x-bai-nonce", "abcdefgh"),
+            ("x-bai-signature", "00"),
+        ],
     ],
 )
 async def test_malformed_credentials(channel, md):  # type: ignore[no-untyped-def]
@@ -107,7 +113,7 @@ async def test_wrong_password_and_logout(channel):  # type: ignore[no-untyped-de
         await stub.Login(auth_pb2.LoginRequest(username="admin", password="wrong-password"))
     assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert reason_of(info.value) == "LOGIN_FAILED"
-    from tests.manager.conftest import ADMIN_PASSWORD
+    from tests.manager.fixtures import ADMIN_PASSWORD
 
     login = await stub.Login(auth_pb2.LoginRequest(username="admin", password=ADMIN_PASSWORD))
     await _whoami(channel, bearer(login.token))
@@ -128,6 +134,8 @@ async def test_later_contracts_answer_not_implemented(manager: ManagerHandle, ch
 
     stub = session_pb2_grpc.SessionServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.ListSessions(session_pb2.ListSessionsRequest(), metadata=bearer(manager.admin_token))
+        await stub.ListSessions(
+            session_pb2.ListSessionsRequest(), metadata=bearer(manager.admin_token)
+        )
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert reason_of(info.value) == "NOT_IMPLEMENTED"

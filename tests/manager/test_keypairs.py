@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc, keypair_pb2, keypair_pb2_grpc, user_pb2
 from bai.manager.db.audit import AuditLogRow
 from bai.manager.db.identity import KeypairRow
-from tests.manager.conftest import ManagerHandle
+from tests.manager.fixtures import ManagerHandle
 from tests.manager.test_users import (
     WHOAMI,
     R,

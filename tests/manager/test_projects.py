@@ -13,7 +13,7 @@ from bai.api.manager.v1 import domain_pb2, project_pb2, project_pb2_grpc, user_p
 from bai.manager.db.compute import SessionRow
 from bai.manager.db.identity import ProjectRow
 from bai.manager.db.storage import VFolderRow
-from tests.manager.conftest import ManagerHandle, unique
+from tests.manager.fixtures import ManagerHandle, unique
 from tests.manager.test_users import (
     add_session,
     audit_rows,

@@ -27,7 +27,7 @@ from bai.manager.auth.passwords import hash_password
 from bai.manager.db.audit import AuditLogRow
 from bai.manager.db.identity import DomainRow, KeypairRow, ProjectMemberRow, ProjectRow, UserRow
 from bai.manager.db.policies import KeypairResourcePolicyRow
-from tests.manager.conftest import ManagerHandle, unique
+from tests.manager.fixtures import ManagerHandle, unique
 from tests.rpc_errors import reason_of, violated_fields
 
 # ---- shared helpers --------------------------------------------------------------

@@ -16,7 +16,7 @@ from bai.api.manager.v1 import scaling_group_pb2_grpc as sg_grpc
 from bai.manager.db.compute import AgentRow, SessionRow
 from bai.manager.db.identity import ProjectRow
 from bai.manager.db.policies import ScalingGroupForDomainRow, ScalingGroupRow
-from tests.manager.conftest import ManagerHandle, unique
+from tests.manager.fixtures import ManagerHandle, unique
 from tests.manager.test_resource_policies import (
     Caller,
     audit_rows,

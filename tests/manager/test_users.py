@@ -27,7 +27,7 @@ from bai.common import signing
 from bai.manager.db.audit import AuditLogRow
 from bai.manager.db.compute import SessionRow
 from bai.manager.db.identity import UserRow
-from tests.manager.conftest import ManagerHandle, bearer, unique
+from tests.manager.fixtures import ManagerHandle, bearer, unique
 from tests.rpc_errors import reason_of, violated_fields
 
 PASSWORD = "password-1234"

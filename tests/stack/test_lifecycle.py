@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from bai.stack import (
     ProcessSpec,
     Stack,

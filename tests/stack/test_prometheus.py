@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from bai.stack import StackConfig
 from bai.stack.components import prometheus
 from bai.stack.config import DEFAULT_SERVICE_DISCOVERY_URL

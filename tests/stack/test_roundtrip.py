@@ -5,8 +5,9 @@ from __future__ import annotations
 import aetcd
 import redis.asyncio as aioredis
 import sqlalchemy as sa
-from bai.stack.testing import ThrowawayStack
 from sqlalchemy.ext.asyncio import create_async_engine
+
+from bai.stack.testing import ThrowawayStack
 
 
 async def test_postgres_sql(stack: ThrowawayStack) -> None:

@@ -58,9 +58,7 @@ async def load_component_config(
 def placeholder_handler(service_name: str) -> grpc.GenericRpcHandler:
     """Answer every method of `service_name` with UNIMPLEMENTED/NOT_IMPLEMENTED."""
     service = descriptor_pool.Default().FindServiceByName(service_name)
-    status = to_grpc_status(
-        Unimplemented(f"{service_name} is not implemented in this release")
-    )
+    status = to_grpc_status(Unimplemented(f"{service_name} is not implemented in this release"))
 
     async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         await context.abort_with_status(status)
@@ -80,7 +78,7 @@ def placeholder_handler(service_name: str) -> grpc.GenericRpcHandler:
         }[kind]
         behaviour = streaming if kind[1] else unary
         handlers[method.name] = factory(
-            behaviour,  # type: ignore[arg-type]
+            behaviour,
             request_deserializer=lambda b: b,
             response_serializer=lambda b: b,
         )
@@ -88,7 +86,10 @@ def placeholder_handler(service_name: str) -> grpc.GenericRpcHandler:
 
 
 def thin_server_spec(
-    component: str, config: ComponentConfig, services: list[str], extra_ports: list[int] | None = None
+    component: str,
+    config: ComponentConfig,
+    services: list[str],
+    extra_ports: list[int] | None = None,
 ) -> Any:
     """A ServerSpec that serves `services` as placeholders (health/reflection/metrics real)."""
     from bai.common.server import ServerSpec

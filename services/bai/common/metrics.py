@@ -15,9 +15,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import Counter, Histogram, make_wsgi_app
 
-RPC_REQUESTS = Counter(
-    "bai_rpc_requests_total", "RPCs handled", ["component", "method", "code"]
-)
+RPC_REQUESTS = Counter("bai_rpc_requests_total", "RPCs handled", ["component", "method", "code"])
 RPC_LATENCY = Histogram(
     "bai_rpc_duration_seconds",
     "RPC handling time",
@@ -29,7 +27,7 @@ JsonEndpoint = Callable[[], Any]
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
@@ -37,9 +35,7 @@ class MetricsServer:
     def __init__(self, host: str, port: int, json_endpoints: dict[str, JsonEndpoint] | None = None):
         self._metrics_app = make_wsgi_app()
         self._json = dict(json_endpoints or {})
-        self._server: WSGIServer = make_server(
-            host, port, self._app, handler_class=_QuietHandler
-        )
+        self._server: WSGIServer = make_server(host, port, self._app, handler_class=_QuietHandler)
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -27,8 +27,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from bai.gateway.yaml_out import dump
 from google.protobuf import descriptor_pb2
+
+from bai.gateway.yaml_out import dump
 
 # Services exposed through the gateway, by package; internal services are
 # listed in INTERNAL_SERVICES and never exposed even when their package is.

@@ -55,7 +55,11 @@ async def bootstrap(
         await _ensure(db, model, name=DEFAULT)
     await _ensure(db, DomainRow, name=DEFAULT, description="Default domain")
     await _ensure(
-        db, ProjectRow, name=DEFAULT, domain_name=DEFAULT, resource_policy=DEFAULT,
+        db,
+        ProjectRow,
+        name=DEFAULT,
+        domain_name=DEFAULT,
+        resource_policy=DEFAULT,
         description="Default project",
     )
     await _ensure(db, ScalingGroupRow, name=DEFAULT, is_default=True, description="Default group")

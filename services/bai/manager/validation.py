@@ -33,7 +33,9 @@ class Violations:
 
     def name(self, field: str, value: str) -> None:
         if not NAME_PATTERN.match(value):
-            self.add(field, "must be 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit")
+            self.add(
+                field, "must be 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit"
+            )
 
     def text(self, field: str, value: str, max_len: int, *, required: bool = False) -> None:
         if required and not value.strip():

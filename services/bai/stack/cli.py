@@ -41,9 +41,10 @@ def _ports(values: Sequence[str]) -> dict[str, int]:
 
 def build_parser(prog: str = "bai stack") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog=prog, description="Run the whole bai system locally: PostgreSQL, Redis, etcd and "
+        prog=prog,
+        description="Run the whole bai system locally: PostgreSQL, Redis, etcd and "
         "Prometheus, then the manager, storage proxy, agent, coordinator and the Envoy "
-        "gateway, each as a daemon with its data and log under the state dir."
+        "gateway, each as a daemon with its data and log under the state dir.",
     )
     parser.add_argument(
         "--state-dir",
@@ -86,16 +87,16 @@ def _table(rows: list[ComponentStatus]) -> str:
 def main(argv: list[str] | None = None, prog: str = "bai stack") -> int:
     args = build_parser(prog).parse_args(argv)
     try:
-        load_plugins(
-            [DEFAULT_PLUGIN, *os.environ.get(PLUGINS_ENV, "").split(","), *args.plugin]
-        )
+        load_plugins([DEFAULT_PLUGIN, *os.environ.get(PLUGINS_ENV, "").split(","), *args.plugin])
         ports = _ports(args.port)
         config = StackConfig.load(Path(args.state_dir) if args.state_dir else None, ports)
         only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
         if args.command == "up" and only is None:
             # Infrastructure first: the bai services need it to start.
-            waves = [list(INFRASTRUCTURE), [n for n in component_names(only_default=True)
-                                             if n not in INFRASTRUCTURE]]
+            waves = [
+                list(INFRASTRUCTURE),
+                [n for n in component_names(only_default=True) if n not in INFRASTRUCTURE],
+            ]
             code = 0
             for wave in waves:
                 code = code or _run("up", Stack(config, wave, install=not args.no_install))

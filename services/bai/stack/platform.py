@@ -21,8 +21,8 @@ from bai.gateway.config import (
     services_in_descriptor,
 )
 from bai.stack.config import StackConfig, repo_root
-from bai.stack.health import HealthCheck, http_ok
-from bai.stack.spec import ProcessSpec, register_component
+from bai.stack.health import http_ok
+from bai.stack.spec import HealthCheck, ProcessSpec, register_component
 
 
 def grpc_serving(host: str, port: int) -> HealthCheck:

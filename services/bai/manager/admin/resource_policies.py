@@ -83,9 +83,11 @@ PROJECT = PolicyKind(
     entity="project_resource_policy",
     model=ProjectResourcePolicyRow,
     referenced_by=ProjectRow.resource_policy,
-    assigned=lambda p: select(ProjectRow.resource_policy)
-    .join(ProjectMemberRow, ProjectMemberRow.project_id == ProjectRow.id)
-    .where(ProjectMemberRow.user_id == p.user_id),
+    assigned=lambda p: (
+        select(ProjectRow.resource_policy)
+        .join(ProjectMemberRow, ProjectMemberRow.project_id == ProjectRow.id)
+        .where(ProjectMemberRow.user_id == p.user_id)
+    ),
     updatable=("max_vfolder_count", "max_quota_scope_size", "max_network_count"),
 )
 

@@ -63,9 +63,7 @@ def duration_seconds(v: Violations, field: str, d: Duration) -> int:
     return int(d.seconds)
 
 
-def policy_values(
-    v: Violations, msg: Any, fields: list[str], *, creating: bool
-) -> dict[str, Any]:
+def policy_values(v: Violations, msg: Any, fields: list[str], *, creating: bool) -> dict[str, Any]:
     """Validate the named fields of a policy message; returns DB column values."""
     values: dict[str, Any] = {}
     for name in fields:

@@ -86,7 +86,9 @@ def unary(
             failure: BaseException | None = None
             try:
                 principal = (
-                    ANONYMOUS if public else await self.ctx.authenticator.authenticate(method, metadata)
+                    ANONYMOUS
+                    if public
+                    else await self.ctx.authenticator.authenticate(method, metadata)
                 )
                 call = Call(method, principal, self.ctx, metadata)
                 bad_text = nul_fields(request)
@@ -102,7 +104,7 @@ def unary(
                 failure = Unavailable("database unavailable") if _is_connection_error(exc) else exc
             except BaiError as exc:
                 failure = exc
-            except Exception as exc:  # noqa: BLE001 - mapped to INTERNAL with a correlation id
+            except Exception as exc:
                 failure = exc
             finally:
                 elapsed = time.perf_counter() - started
@@ -125,7 +127,9 @@ def unary(
 
 
 # Stands in for the caller of the few RPCs that need no credentials (Login).
-ANONYMOUS = Principal(user_id=uuid.UUID(int=0), username="", email="", role=Role.USER, domain_name="")
+ANONYMOUS = Principal(
+    user_id=uuid.UUID(int=0), username="", email="", role=Role.USER, domain_name=""
+)
 
 
 def _is_connection_error(exc: SQLAlchemyError) -> bool:
@@ -138,8 +142,10 @@ async def _idempotent(
     """Replay the stored response of an earlier call with the same request_id."""
     digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
     caller = str(call.principal.user_id)
-    key = (RequestLogRow.method == call.method) & (RequestLogRow.request_id == request_id) & (
-        RequestLogRow.caller == caller
+    key = (
+        (RequestLogRow.method == call.method)
+        & (RequestLogRow.request_id == request_id)
+        & (RequestLogRow.caller == caller)
     )
     async with call.ctx.sessions() as db:
         stored = (await db.execute(select(RequestLogRow).where(key))).scalar_one_or_none()

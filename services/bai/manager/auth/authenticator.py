@@ -162,9 +162,7 @@ class Authenticator:
     @staticmethod
     def _require_active(identity: Identity) -> None:
         if identity.user_status != "active":
-            raise Unauthenticated(
-                f"user is {identity.user_status}", reason="USER_INACTIVE"
-            )
+            raise Unauthenticated(f"user is {identity.user_status}", reason="USER_INACTIVE")
 
     async def issue_token(self, user_id: uuid.UUID, ttl_seconds: int) -> tuple[str, float]:
         token = secrets.token_urlsafe(32)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bai.manager.auth.principal import Principal, Role
@@ -29,7 +30,7 @@ class CredentialLookup:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 
-    def _identity_query(self):  # type: ignore[no-untyped-def]
+    def _identity_query(self) -> Select[Any]:
         projects = (
             select(func.coalesce(func.array_agg(ProjectMemberRow.project_id), []))
             .where(ProjectMemberRow.user_id == UserRow.id)
@@ -73,7 +74,10 @@ class CredentialLookup:
 
     async def by_login_name(self, name: str) -> tuple[Identity, str] | None:
         """(identity, password hash) for a username or email."""
-        query = self._identity_query().where((UserRow.username == name) | (UserRow.email == name))
+        # Emails are unique regardless of case (see the users table), so match that way.
+        query = self._identity_query().where(
+            (UserRow.username == name) | (func.lower(UserRow.email) == name.lower())
+        )
         async with self._sessions() as db:
             row = (await db.execute(query)).first()
         if row is None:
