@@ -136,6 +136,8 @@ async def start(config: ManagerConfig) -> None:
 
 
 async def run_bootstrap(config: ManagerConfig, args: argparse.Namespace) -> int:
+    # A command for people: keep its output to the result.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     await upgrade_async(config.db.url)
     ctx = ManagerContext.create(config)
     try:
