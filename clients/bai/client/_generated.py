@@ -363,7 +363,11 @@ class AuthService:
     Failures answer UNAUTHENTICATED with reason CREDENTIALS_MISSING,
     CREDENTIALS_MALFORMED, UNKNOWN_ACCESS_KEY, SIGNATURE_MISMATCH,
     TIMESTAMP_SKEW, NONCE_REPLAYED, TOKEN_INVALID, KEYPAIR_INACTIVE or
-    USER_INACTIVE.
+    USER_INACTIVE. Authenticated calls may still fail with PERMISSION_DENIED /
+    CLIENT_ADDRESS_FORBIDDEN (the user's allowed_client_ip excludes the caller;
+    behind Envoy the address comes from x-forwarded-for, believed only from
+    the manager's trusted proxies) or RESOURCE_EXHAUSTED / RATE_LIMITED (the
+    keypair's rate_limit per rolling 15 minutes).
     """
 
     def __init__(self, transport: SyncTransport) -> None:
@@ -4663,7 +4667,11 @@ class AsyncAuthService:
     Failures answer UNAUTHENTICATED with reason CREDENTIALS_MISSING,
     CREDENTIALS_MALFORMED, UNKNOWN_ACCESS_KEY, SIGNATURE_MISMATCH,
     TIMESTAMP_SKEW, NONCE_REPLAYED, TOKEN_INVALID, KEYPAIR_INACTIVE or
-    USER_INACTIVE.
+    USER_INACTIVE. Authenticated calls may still fail with PERMISSION_DENIED /
+    CLIENT_ADDRESS_FORBIDDEN (the user's allowed_client_ip excludes the caller;
+    behind Envoy the address comes from x-forwarded-for, believed only from
+    the manager's trusted proxies) or RESOURCE_EXHAUSTED / RATE_LIMITED (the
+    keypair's rate_limit per rolling 15 minutes).
     """
 
     def __init__(self, transport: AsyncTransport) -> None:

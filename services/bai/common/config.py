@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,25 +33,39 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
-def env_overrides(prefix: str, environ: Mapping[str, str]) -> dict[str, Any]:
-    """Turn PREFIX__A__B=v variables into {"a": {"b": v}}."""
+def parse_value(raw: str) -> Any:
+    """JSON when it parses (numbers, booleans, lists, objects), else the string."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def nest(entries: Iterable[tuple[list[str], Any]]) -> dict[str, Any]:
+    """Build {"a": {"b": v}} from (["a", "b"], v) pairs; a leaf never becomes a branch."""
     tree: dict[str, Any] = {}
-    marker = prefix.upper() + "__"
-    for name, raw in environ.items():
-        if not name.startswith(marker):
-            continue
-        path = [part.lower() for part in name[len(marker) :].split("__") if part]
+    for path, value in entries:
         if not path:
             continue
-        try:
-            value: Any = json.loads(raw)
-        except ValueError:
-            value = raw
         node = tree
         for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                break
+            node = child
+        else:
+            node[path[-1]] = value
     return tree
+
+
+def env_overrides(prefix: str, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn PREFIX__A__B=v variables into {"a": {"b": v}}."""
+    marker = prefix.upper() + "__"
+    return nest(
+        ([part.lower() for part in name[len(marker) :].split("__") if part], parse_value(raw))
+        for name, raw in environ.items()
+        if name.startswith(marker)
+    )
 
 
 def load_config(

@@ -13,29 +13,18 @@ from typing import Any
 
 import aetcd
 
+from bai.common.config import nest, parse_value
 from bai.common.errors import Unavailable
 
 
 def tree_from_items(items: list[tuple[str, bytes]], root: str) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for key, raw in items:
-        path = [p for p in key[len(root) :].split("/") if p]
-        if not path:
-            continue
-        text = raw.decode("utf-8", errors="replace")
-        try:
-            value: Any = json.loads(text)
-        except ValueError:
-            value = text
-        node = tree
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node[path[-1]] = value
-    return tree
+    return nest(
+        (
+            [p for p in key[len(root) :].split("/") if p],
+            parse_value(raw.decode("utf-8", errors="replace")),
+        )
+        for key, raw in items
+    )
 
 
 def component_root(prefix: str, component: str) -> str:

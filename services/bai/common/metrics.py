@@ -26,6 +26,24 @@ RPC_LATENCY = Histogram(
 JsonEndpoint = Callable[[], Any]
 
 
+def rpc_observer(component: str) -> Callable[[str, str, float], None]:
+    """Record one RPC's outcome; label children are cached (labels() is slow)."""
+    counters: dict[tuple[str, str], Any] = {}
+    histograms: dict[str, Any] = {}
+
+    def observe(method: str, code: str, seconds: float) -> None:
+        counter = counters.get((method, code))
+        if counter is None:
+            counter = counters[(method, code)] = RPC_REQUESTS.labels(component, method, code)
+        histogram = histograms.get(method)
+        if histogram is None:
+            histogram = histograms[method] = RPC_LATENCY.labels(component, method)
+        counter.inc()
+        histogram.observe(seconds)
+
+    return observe
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return

@@ -24,6 +24,11 @@ class AuthConfig(BaseModel):
     # and key changes are broadcast over Redis, so this only bounds staleness
     # when that broadcast is lost.
     credential_cache_seconds: float = Field(default=5.0, ge=0)
+    # Peers whose x-forwarded-for is believed (the Envoy gateway). Anyone else's
+    # forwarded headers are ignored when checking users' allowed_client_ip.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])
+    # How often counted keypair usage is written to the database.
+    usage_flush_seconds: float = Field(default=10.0, gt=0)
 
 
 class ManagerConfig(ComponentConfig):

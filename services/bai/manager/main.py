@@ -32,6 +32,7 @@ from bai.manager.api.project_service import ProjectServicer
 from bai.manager.api.resource_policy_service import ResourcePolicyServicer
 from bai.manager.api.scaling_group_service import ScalingGroupServicer
 from bai.manager.api.user_service import UserServicer
+from bai.manager.auth.usage import flush_forever
 from bai.manager.config import ManagerConfig
 from bai.manager.context import ManagerContext
 from bai.manager.db.migrations import upgrade_async
@@ -117,6 +118,16 @@ def service_discovery(config: ManagerConfig) -> list[dict[str, object]]:
 async def start(config: ManagerConfig) -> None:
     ctx = ManagerContext.create(config)
     await upgrade_async(config.db.url)
+    usage = ctx.authenticator.usage
+    usage_task = asyncio.create_task(
+        flush_forever(usage, ctx.sessions, config.auth.usage_flush_seconds)
+    )
+
+    async def stop() -> None:
+        usage_task.cancel()
+        await usage.flush(ctx.sessions)
+        await ctx.close()
+
     names: list[str] = []
 
     def register(server: grpc.aio.Server) -> None:
@@ -132,7 +143,7 @@ async def start(config: ManagerConfig) -> None:
         register=register,
         json_endpoints={"/metrics/service_discovery": lambda: service_discovery(config)},
     )
-    await run_until_signalled(spec, ctx.close)
+    await run_until_signalled(spec, stop)
 
 
 async def run_bootstrap(config: ManagerConfig, args: argparse.Namespace) -> int:
@@ -170,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     setup_logging("manager", config.log_level)
     if args.command == "start":
-        asyncio.run(start(config))
+        __import__("uvloop").run(start(config))
         return 0
     if args.command == "migrate":
         asyncio.run(upgrade_async(config.db.url))

@@ -31,7 +31,7 @@ from bai.common.errors import (
     Unavailable,
 )
 from bai.common.grpc_errors import to_grpc_status
-from bai.common.metrics import RPC_LATENCY, RPC_REQUESTS
+from bai.common.metrics import rpc_observer
 from bai.common.text_fields import nul_fields
 from bai.manager.auth.principal import Principal, Role
 from bai.manager.context import ManagerContext
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # Writes to these change what some caller may do: the authenticator's cache
 # must forget what it knows (see Authenticator.credentials_changed).
 CREDENTIAL_ENTITIES = frozenset({"user", "keypair", "project", "domain"})
+
+observe_rpc = rpc_observer("manager")
 
 Req = TypeVar("Req", bound=Message)
 Resp = TypeVar("Resp", bound=Message)
@@ -88,7 +90,7 @@ def unary(
                 principal = (
                     ANONYMOUS
                     if public
-                    else await self.ctx.authenticator.authenticate(method, metadata)
+                    else await self.ctx.authenticator.authenticate(method, metadata, context.peer)
                 )
                 call = Call(method, principal, self.ctx, metadata)
                 bad_text = nul_fields(request)
@@ -111,8 +113,7 @@ def unary(
                 status = to_grpc_status(failure) if failure is not None else None
                 if status is not None:
                     code = status.code
-                RPC_REQUESTS.labels("manager", method, code.name).inc()
-                RPC_LATENCY.labels("manager", method).observe(elapsed)
+                observe_rpc(method, code.name, elapsed)
                 if audit and call is not None:
                     if failure is None and audit[0] in CREDENTIAL_ENTITIES:
                         await self.ctx.authenticator.credentials_changed()

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bai.manager.auth.client_address import IPNetwork, parse_networks
 from bai.manager.auth.principal import Principal, Role
 from bai.manager.db.identity import KeypairRow, ProjectMemberRow, UserRow
 
@@ -17,6 +18,8 @@ from bai.manager.db.identity import KeypairRow, ProjectMemberRow, UserRow
 class Identity:
     principal: Principal
     user_status: str
+    # Empty means any client address.
+    allowed_networks: tuple[IPNetwork, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class KeyRecord:
     secret_key: str
     is_active: bool
     identity: Identity
+    # Requests per rolling 15 minutes; 0 means no limit.
+    rate_limit: int = 0
 
 
 class CredentialLookup:
@@ -49,10 +54,12 @@ class CredentialLookup:
             access_key=access_key,
             project_ids=frozenset(projects or ()),
         )
-        return Identity(principal, user.status)
+        return Identity(principal, user.status, parse_networks(user.allowed_client_ip))
 
     async def by_access_key(self, access_key: str) -> KeyRecord | None:
-        query = self._identity_query().add_columns(KeypairRow.secret_key, KeypairRow.is_active)
+        query = self._identity_query().add_columns(
+            KeypairRow.secret_key, KeypairRow.is_active, KeypairRow.rate_limit
+        )
         query = query.join(KeypairRow, KeypairRow.user_id == UserRow.id).where(
             KeypairRow.access_key == access_key
         )
@@ -60,8 +67,8 @@ class CredentialLookup:
             row = (await db.execute(query)).first()
         if row is None:
             return None
-        user, projects, secret, active = row
-        return KeyRecord(secret, active, self._identity(user, projects, access_key))
+        user, projects, secret, active, limit = row
+        return KeyRecord(secret, active, self._identity(user, projects, access_key), limit)
 
     async def by_user_id(self, user_id: uuid.UUID) -> Identity | None:
         query = self._identity_query().where(UserRow.id == user_id)

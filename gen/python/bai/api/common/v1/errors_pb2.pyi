@@ -59,6 +59,8 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The caller may not act on this object's domain or project."""
     ERROR_REASON_READ_ONLY_ROLE: _ErrorReason.ValueType  # 32
     """Monitors read but never write."""
+    ERROR_REASON_CLIENT_ADDRESS_FORBIDDEN: _ErrorReason.ValueType  # 33
+    """The user's allowed_client_ip does not include the caller's address."""
     ERROR_REASON_NOT_FOUND: _ErrorReason.ValueType  # 40
     """--- state (NOT_FOUND / ALREADY_EXISTS / FAILED_PRECONDITION / ABORTED) ---
     The object does not exist or the caller may not see it.
@@ -260,6 +262,8 @@ ERROR_REASON_SCOPE_FORBIDDEN: ErrorReason.ValueType  # 31
 """The caller may not act on this object's domain or project."""
 ERROR_REASON_READ_ONLY_ROLE: ErrorReason.ValueType  # 32
 """Monitors read but never write."""
+ERROR_REASON_CLIENT_ADDRESS_FORBIDDEN: ErrorReason.ValueType  # 33
+"""The user's allowed_client_ip does not include the caller's address."""
 ERROR_REASON_NOT_FOUND: ErrorReason.ValueType  # 40
 """--- state (NOT_FOUND / ALREADY_EXISTS / FAILED_PRECONDITION / ABORTED) ---
 The object does not exist or the caller may not see it.

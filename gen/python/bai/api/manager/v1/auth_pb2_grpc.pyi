@@ -41,7 +41,11 @@ class AuthServiceStub:
     Failures answer UNAUTHENTICATED with reason CREDENTIALS_MISSING,
     CREDENTIALS_MALFORMED, UNKNOWN_ACCESS_KEY, SIGNATURE_MISMATCH,
     TIMESTAMP_SKEW, NONCE_REPLAYED, TOKEN_INVALID, KEYPAIR_INACTIVE or
-    USER_INACTIVE.
+    USER_INACTIVE. Authenticated calls may still fail with PERMISSION_DENIED /
+    CLIENT_ADDRESS_FORBIDDEN (the user's allowed_client_ip excludes the caller;
+    behind Envoy the address comes from x-forwarded-for, believed only from
+    the manager's trusted proxies) or RESOURCE_EXHAUSTED / RATE_LIMITED (the
+    keypair's rate_limit per rolling 15 minutes).
     """
 
     @_typing.overload
@@ -85,7 +89,11 @@ class AuthServiceAsyncStub(AuthServiceStub):
     Failures answer UNAUTHENTICATED with reason CREDENTIALS_MISSING,
     CREDENTIALS_MALFORMED, UNKNOWN_ACCESS_KEY, SIGNATURE_MISMATCH,
     TIMESTAMP_SKEW, NONCE_REPLAYED, TOKEN_INVALID, KEYPAIR_INACTIVE or
-    USER_INACTIVE.
+    USER_INACTIVE. Authenticated calls may still fail with PERMISSION_DENIED /
+    CLIENT_ADDRESS_FORBIDDEN (the user's allowed_client_ip excludes the caller;
+    behind Envoy the address comes from x-forwarded-for, believed only from
+    the manager's trusted proxies) or RESOURCE_EXHAUSTED / RATE_LIMITED (the
+    keypair's rate_limit per rolling 15 minutes).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -125,7 +133,11 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     Failures answer UNAUTHENTICATED with reason CREDENTIALS_MISSING,
     CREDENTIALS_MALFORMED, UNKNOWN_ACCESS_KEY, SIGNATURE_MISMATCH,
     TIMESTAMP_SKEW, NONCE_REPLAYED, TOKEN_INVALID, KEYPAIR_INACTIVE or
-    USER_INACTIVE.
+    USER_INACTIVE. Authenticated calls may still fail with PERMISSION_DENIED /
+    CLIENT_ADDRESS_FORBIDDEN (the user's allowed_client_ip excludes the caller;
+    behind Envoy the address comes from x-forwarded-for, believed only from
+    the manager's trusted proxies) or RESOURCE_EXHAUSTED / RATE_LIMITED (the
+    keypair's rate_limit per rolling 15 minutes).
     """
 
     @_abc_1.abstractmethod

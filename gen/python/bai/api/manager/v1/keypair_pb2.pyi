@@ -53,7 +53,9 @@ class Keypair(_message.Message):
     """
     rate_limit: _builtins.int
     """Requests allowed per rolling 15-minute window: 1-1000000000. 0 on
-    create means 30000.
+    create means 30000. Only the bootstrap superadmin keypair is stored
+    with 0, which means unlimited. Over the limit, calls fail with
+    RESOURCE_EXHAUSTED / RATE_LIMITED.
     """
     num_queries: _builtins.int
     """Output only: calls authenticated with this keypair so far."""

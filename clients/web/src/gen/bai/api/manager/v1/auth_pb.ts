@@ -266,7 +266,11 @@ export const UserRoleSchema: GenEnum<UserRole> = /*@__PURE__*/
  * Failures answer UNAUTHENTICATED with reason CREDENTIALS_MISSING,
  * CREDENTIALS_MALFORMED, UNKNOWN_ACCESS_KEY, SIGNATURE_MISMATCH,
  * TIMESTAMP_SKEW, NONCE_REPLAYED, TOKEN_INVALID, KEYPAIR_INACTIVE or
- * USER_INACTIVE.
+ * USER_INACTIVE. Authenticated calls may still fail with PERMISSION_DENIED /
+ * CLIENT_ADDRESS_FORBIDDEN (the user's allowed_client_ip excludes the caller;
+ * behind Envoy the address comes from x-forwarded-for, believed only from
+ * the manager's trusted proxies) or RESOURCE_EXHAUSTED / RATE_LIMITED (the
+ * keypair's rate_limit per rolling 15 minutes).
  *
  * @generated from service bai.api.manager.v1.AuthService
  */

@@ -60,7 +60,9 @@ export type Keypair = Message<"bai.api.manager.v1.Keypair"> & {
 
   /**
    * Requests allowed per rolling 15-minute window: 1-1000000000. 0 on
-   * create means 30000.
+   * create means 30000. Only the bootstrap superadmin keypair is stored
+   * with 0, which means unlimited. Over the limit, calls fail with
+   * RESOURCE_EXHAUSTED / RATE_LIMITED.
    *
    * @generated from field: int32 rate_limit = 6;
    */
