@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """bench/api_rps: an authenticated unary manager RPC (AuthService.WhoAmI) at concurrency 32.
 
-Measures requests/s and p50/p99 latency of signed WhoAmI calls (median of
-interleaved rounds)
-  * against a bare grpc.aio echo server answering WhoAmI (the baseline),
-  * directly against the manager (HMAC check, nonce in Redis, user lookup in PostgreSQL),
-  * through the Envoy gateway in front of the manager,
+Measures requests/s and p50/p99 latency (median of interleaved rounds) of
+  * a bare grpc.aio echo server answering WhoAmI (the baseline),
+  * the manager directly and through the Envoy gateway, each with both ways
+    to authenticate: a bearer token from Login (what the CLI after `bai
+    login`, the browser UI and grpcurl send) and keypair signing (what the SDK
+    sends: HMAC check plus a nonce burnt in Redis on every call),
 all in the same run on the same machine, with the load generator in its own
-process. Target: through Envoy, auth included, at least 0.5x the echo server.
-The last line is the JSON summary.
+process. Target: through Envoy, auth included, at least 0.5x the echo server;
+the headline value is the bearer-token path, the signed path's figures are
+in the same JSON. The last line is the JSON summary.
 
     python bench/api_rps.py [--seconds 5] [--rounds 3] [--concurrency 32]
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import grpc
 
+from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc
 from bai.gateway.config import (
     gateway_process_argv,
     render_gateway_config,
@@ -38,6 +41,7 @@ from bai.stack.testing import ThrowawayStack, free_ports
 ROOT = Path(__file__).resolve().parent.parent
 DESCRIPTOR = ROOT / "gen" / "descriptor" / "bai.binpb"
 TARGET_RATIO = 0.5
+BENCH_PASSWORD = "bench-password-1"
 
 
 @contextmanager
@@ -94,6 +98,14 @@ def load(address: str, seconds: float, concurrency: int, keys: list[str]) -> dic
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def login(address: str) -> str:
+    with grpc.insecure_channel(address) as channel:
+        reply = auth_pb2_grpc.AuthServiceStub(channel).Login(
+            auth_pb2.LoginRequest(username="admin", password=BENCH_PASSWORD), timeout=30
+        )
+    return reply.token
+
+
 def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     """The run with the median rate (its latencies come with it)."""
     return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
@@ -119,7 +131,7 @@ def main() -> int:
             "BAI_MANAGER__ETCD__PORT": str(stack.etcd_port),
         }
         boot = subprocess.run(
-            [py, "-m", "bai.manager", "bootstrap"],
+            [py, "-m", "bai.manager", "bootstrap", "--password", BENCH_PASSWORD],
             env={**os.environ, **env},
             check=True,
             capture_output=True,
@@ -127,7 +139,7 @@ def main() -> int:
             cwd=ROOT,
         )
         creds = json.loads(boot.stdout[boot.stdout.index("{") :])
-        keys = [creds["access_key"], creds["secret_key"]]
+        signed = [creds["access_key"], creds["secret_key"]]
         config = logs / "envoy.yaml"
         config.write_text(
             render_gateway_config(
@@ -140,30 +152,34 @@ def main() -> int:
                 access_log=False,
             )
         )
-        targets = {
-            "echo": f"127.0.0.1:{echo_port}",
-            "direct": f"127.0.0.1:{mgr_port}",
-            "envoy": f"127.0.0.1:{envoy_port}",
-        }
-        runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+        direct, gateway = f"127.0.0.1:{mgr_port}", f"127.0.0.1:{envoy_port}"
         echo_argv = [py, str(ROOT / "bench" / "echo_server.py"), str(echo_port)]
         with (
             process(echo_argv, log=logs / "echo.log"),
             process([py, "-m", "bai.manager", "start"], env=env, log=logs / "manager.log"),
             process(gateway_process_argv(config, log_level="warn"), log=logs / "envoy.log"),
         ):
-            wait_ready(targets["echo"])
-            wait_ready(targets["direct"])
+            wait_ready(f"127.0.0.1:{echo_port}")
+            wait_ready(direct)
             wait_http(envoy_admin)
+            token = [login(direct)]
+            targets = {
+                "echo": (f"127.0.0.1:{echo_port}", token),
+                "direct": (direct, token),
+                "envoy": (gateway, token),
+                "direct-signed": (direct, signed),
+                "envoy-signed": (gateway, signed),
+            }
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
             # Interleaved rounds, so that a noisy moment hits every target alike.
             for _ in range(args.rounds):
-                for name, address in targets.items():
-                    runs[name].append(load(address, args.seconds, args.concurrency, keys))
+                for name, (address, creds_args) in targets.items():
+                    runs[name].append(load(address, args.seconds, args.concurrency, creds_args))
         results = {name: median_run(r) for name, r in runs.items()}
     base = results["echo"]["rps"]
     for name, r in results.items():
         print(
-            f"{name:>7}: {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms"
+            f"{name:>13}: {r['rps']:8.0f} req/s  p50 {r['p50_ms']:6.2f} ms"
             f"  p99 {r['p99_ms']:6.2f} ms"
             f"  ratio {r['rps'] / base:.2f}  errors {r['errors']}"
         )
@@ -180,6 +196,8 @@ def main() -> int:
                 "ok": ratio >= TARGET_RATIO,
                 "direct_rps": round(results["direct"]["rps"], 1),
                 "direct_ratio": round(results["direct"]["rps"] / base, 3),
+                "signed_envoy_ratio": round(results["envoy-signed"]["rps"] / base, 3),
+                "signed_direct_ratio": round(results["direct-signed"]["rps"] / base, 3),
                 "p50_ms": {k: round(v["p50_ms"], 2) for k, v in results.items()},
                 "p99_ms": {k: round(v["p99_ms"], 2) for k, v in results.items()},
             }

@@ -1,9 +1,10 @@
 """Closed-loop load generator: N concurrent callers of AuthService.WhoAmI.
 
 Run as a separate process so that its CPU use is its own:
-    python bench/load.py ADDRESS SECONDS CONCURRENCY [ACCESS_KEY SECRET_KEY]
+    python bench/load.py ADDRESS SECONDS CONCURRENCY [ACCESS_KEY SECRET_KEY | TOKEN]
 Prints one JSON object: {"rps", "p50_ms", "p99_ms", "ok", "errors"}.
-Every call is signed when a keypair is given (a fresh nonce each time).
+Every call is signed when a keypair is given (a fresh nonce each time), or
+carries "authorization: Bearer TOKEN" when one token is given.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ async def run(address: str, seconds: float, concurrency: int, keys: list[str]) -
         stub = auth_pb2_grpc.AuthServiceStub(channel)
         request = auth_pb2.WhoAmIRequest()
 
+        bearer = [("authorization", f"Bearer {keys[0]}")] if len(keys) == 1 else None
+
         async def one() -> float:
-            md = signed_metadata(keys[0], keys[1], METHOD) if keys else None
+            md = signed_metadata(keys[0], keys[1], METHOD) if len(keys) == 2 else bearer
             started = time.perf_counter()
             await stub.WhoAmI(request, metadata=md, timeout=10)
             return time.perf_counter() - started

@@ -43,6 +43,7 @@ async def manager(stack) -> AsyncIterator[ManagerHandle]:  # type: ignore[no-unt
     )
     await upgrade_async(config.db.url)
     ctx = ManagerContext.create(config)
+    ctx.start_background()
     async with ctx.sessions() as db, db.begin():
         boot = await bootstrap(db, password=ADMIN_PASSWORD)
     assert boot.access_key and boot.secret_key

@@ -118,10 +118,9 @@ def component_main(
 ) -> int:
     """`bai <component> start [--config FILE]` for a component served by placeholders."""
     import argparse
-    import asyncio
 
     from bai.common.logs import setup_logging
-    from bai.common.server import run_until_signalled
+    from bai.common.server import run_event_loop, run_until_signalled
 
     parser = argparse.ArgumentParser(prog=f"bai {component}", description=f"The bai {component}.")
     parser.add_argument(
@@ -146,5 +145,5 @@ def component_main(
         ports = extra_ports(config) if extra_ports else []
         await run_until_signalled(thin_server_spec(component, config, services, ports))
 
-    asyncio.run(run())
+    run_event_loop(run())
     return 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import (
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
 
 from bai.manager.auth.authenticator import Authenticator
 from bai.manager.auth.credentials import CredentialLookup
+from bai.manager.auth.usage import flush_forever
 from bai.manager.config import ManagerConfig
 
 
@@ -25,6 +28,7 @@ class ManagerContext:
     redis: Redis
     authenticator: Authenticator
     lookup: CredentialLookup
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def create(cls, config: ManagerConfig) -> ManagerContext:
@@ -37,6 +41,23 @@ class ManagerContext:
         authenticator = Authenticator(lookup, redis, config.auth)
         return cls(config, engine, sessions, redis, authenticator, lookup)
 
+    def start_background(self) -> None:
+        """Start the credential change feed and the keypair usage flusher."""
+        self._tasks = [
+            asyncio.create_task(self.authenticator.changes.run()),
+            asyncio.create_task(
+                flush_forever(
+                    self.authenticator.usage, self.sessions, self.config.auth.usage_flush_seconds
+                )
+            ),
+        ]
+
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(Exception):
+            await self.authenticator.usage.flush(self.sessions)
         await self.redis.aclose()
         await self.engine.dispose()

@@ -22,7 +22,7 @@ from bai.api.manager.v1 import (
 )
 from bai.common.component import load_component_config, placeholder_handler
 from bai.common.logs import setup_logging
-from bai.common.server import ServerSpec, run_until_signalled
+from bai.common.server import ServerSpec, run_event_loop, run_until_signalled
 from bai.manager import bootstrap as bootstrap_mod
 from bai.manager.api.audit_log_service import AuditLogServicer
 from bai.manager.api.auth_service import AuthServicer
@@ -32,7 +32,6 @@ from bai.manager.api.project_service import ProjectServicer
 from bai.manager.api.resource_policy_service import ResourcePolicyServicer
 from bai.manager.api.scaling_group_service import ScalingGroupServicer
 from bai.manager.api.user_service import UserServicer
-from bai.manager.auth.usage import flush_forever
 from bai.manager.config import ManagerConfig
 from bai.manager.context import ManagerContext
 from bai.manager.db.migrations import upgrade_async
@@ -118,15 +117,7 @@ def service_discovery(config: ManagerConfig) -> list[dict[str, object]]:
 async def start(config: ManagerConfig) -> None:
     ctx = ManagerContext.create(config)
     await upgrade_async(config.db.url)
-    usage = ctx.authenticator.usage
-    usage_task = asyncio.create_task(
-        flush_forever(usage, ctx.sessions, config.auth.usage_flush_seconds)
-    )
-
-    async def stop() -> None:
-        usage_task.cancel()
-        await usage.flush(ctx.sessions)
-        await ctx.close()
+    ctx.start_background()
 
     names: list[str] = []
 
@@ -143,7 +134,7 @@ async def start(config: ManagerConfig) -> None:
         register=register,
         json_endpoints={"/metrics/service_discovery": lambda: service_discovery(config)},
     )
-    await run_until_signalled(spec, stop)
+    await run_until_signalled(spec, ctx.close)
 
 
 async def run_bootstrap(config: ManagerConfig, args: argparse.Namespace) -> int:
@@ -181,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     setup_logging("manager", config.log_level)
     if args.command == "start":
-        __import__("uvloop").run(start(config))
+        run_event_loop(start(config))
         return 0
     if args.command == "migrate":
         asyncio.run(upgrade_async(config.db.url))
