@@ -7,6 +7,7 @@ Business logic below never sees gRPC.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import logging
@@ -19,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import Message
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -104,15 +106,27 @@ def unary(
                 return await fn(self, request, call)
             except SQLAlchemyError as exc:
                 failure = Unavailable("database unavailable") if _is_connection_error(exc) else exc
+            except RedisError:
+                failure = Unavailable("session store unavailable")
+            except OSError as exc:  # asyncpg raises connection failures unwrapped
+                failure = Unavailable(f"a dependency is unreachable: {exc.strerror or exc}")
             except BaiError as exc:
                 failure = exc
             except Exception as exc:
                 failure = exc
+            except asyncio.CancelledError as exc:
+                # The caller went away; whether a write landed is unknown to them,
+                # so it is not recorded as a success.
+                failure = exc
+                raise
             finally:
                 elapsed = time.perf_counter() - started
-                status = to_grpc_status(failure) if failure is not None else None
-                if status is not None:
-                    code = status.code
+                if isinstance(failure, asyncio.CancelledError):
+                    status, code = None, grpc.StatusCode.CANCELLED
+                else:
+                    status = to_grpc_status(failure) if failure is not None else None
+                    if status is not None:
+                        code = status.code
                 observe_rpc(method, code.name, elapsed)
                 if audit and call is not None:
                     if failure is None and audit[0] in CREDENTIAL_ENTITIES:
@@ -185,6 +199,8 @@ async def _write_audit(
     reason = ""
     if isinstance(failure, BaiError):
         reason = failure.reason
+    elif isinstance(failure, asyncio.CancelledError):
+        reason = "CANCELLED"
     elif failure is not None:
         reason = "INTERNAL"
     row = AuditLogRow(
