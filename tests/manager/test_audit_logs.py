@@ -13,8 +13,7 @@ from bai.api.manager.v1 import audit_pb2
 from bai.api.manager.v1 import audit_pb2_grpc as audit_grpc
 from bai.api.manager.v1 import scaling_group_pb2 as sg
 from bai.api.manager.v1 import scaling_group_pb2_grpc as sg_grpc
-from tests.manager.fixtures import ManagerHandle, unique
-from tests.manager.test_resource_policies import (
+from tests.manager.callers import (
     Caller,
     invoke,
     make_caller,
@@ -22,6 +21,7 @@ from tests.manager.test_resource_policies import (
     refused,
     superadmin,
 )
+from tests.manager.fixtures import ManagerHandle, unique
 from tests.rpc_errors import reason_of, violated_fields
 
 Stub = audit_grpc.AuditLogServiceStub

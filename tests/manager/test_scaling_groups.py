@@ -16,8 +16,7 @@ from bai.api.manager.v1 import scaling_group_pb2_grpc as sg_grpc
 from bai.manager.db.compute import AgentRow, SessionRow
 from bai.manager.db.identity import ProjectRow
 from bai.manager.db.policies import ScalingGroupForDomainRow, ScalingGroupRow
-from tests.manager.fixtures import ManagerHandle, unique
-from tests.manager.test_resource_policies import (
+from tests.manager.callers import (
     Caller,
     audit_rows,
     invoke,
@@ -27,6 +26,7 @@ from tests.manager.test_resource_policies import (
     refused,
     superadmin,
 )
+from tests.manager.fixtures import ManagerHandle, unique
 from tests.rpc_errors import reason_of, violated_fields
 
 Stub = sg_grpc.ScalingGroupServiceStub
