@@ -25,6 +25,8 @@ from bai.api.manager.v1 import (
     auth_pb2_grpc,
     bgtask_pb2,
     bgtask_pb2_grpc,
+    deployment_pb2,
+    deployment_pb2_grpc,
     domain_pb2,
     domain_pb2_grpc,
     image_pb2,
@@ -54,6 +56,7 @@ __all__ = [
     "AsyncAuditLogService",
     "AsyncAuthService",
     "AsyncBackgroundTaskService",
+    "AsyncDeploymentService",
     "AsyncDomainService",
     "AsyncImageService",
     "AsyncKeypairService",
@@ -67,6 +70,7 @@ __all__ = [
     "AuditLogService",
     "AuthService",
     "BackgroundTaskService",
+    "DeploymentService",
     "DomainService",
     "ImageService",
     "KeypairService",
@@ -577,6 +581,1309 @@ class BackgroundTaskService:
         return self._t.unary(
             self._stub.CancelTask,
             "/bai.api.manager.v1.BackgroundTaskService/CancelTask",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+
+class DeploymentService:
+    """Model serving ("model services" / endpoints upstream). A deployment serves
+    one model behind one app-proxy URL. What runs is described by a revision
+    (image, model folder, runtime variant, resources); the deployment keeps N
+    replicas of its current revision, each replica an INFERENCE session
+    reached through a route. Rolling out a new revision follows the
+    deployment's policy (ROLLING or BLUE_GREEN) and works through replica
+    groups; auto-scaling rules move the replica count between bounds; tokens
+    authorize inference calls unless the deployment is open to the public.
+
+    Who may call: the deployment's owner (the user it was created for); a
+    domain admin for deployments in their domain; a superadmin for all.
+    Members of the deployment's project and monitors (within their domain)
+    may use the read-only RPCs (Get*, List*, WatchDeployment) except
+    ListDeploymentTokens, which is for the owner, admins and monitors only.
+    A deployment the caller cannot see is NOT_FOUND; a write by a project
+    member who is not the owner is SCOPE_FORBIDDEN, by a monitor
+    READ_ONLY_ROLE. Every RPC may also answer the authentication reasons (see
+    AuthService), DEPENDENCY_UNAVAILABLE and SHUTTING_DOWN.
+    """
+
+    def __init__(self, transport: SyncTransport) -> None:
+        self._t = transport
+        self._stub = deployment_pb2_grpc.DeploymentServiceStub(transport.channel)
+
+    def create_deployment(
+        self,
+        request: deployment_pb2.CreateDeploymentRequest | None = None,
+        *,
+        name: str | None = None,
+        project_id: str | None = None,
+        scaling_group: str | None = None,
+        revision: deployment_pb2.RevisionSpec | None = None,
+        replicas: int | None = None,
+        open_to_public: bool | None = None,
+        tag: str | None = None,
+        policy: deployment_pb2.DeploymentPolicy | None = None,
+        owner_access_key: str | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.CreateDeploymentResponse:
+        """Creates a deployment with its first revision (revision 1, activated at
+        once) and starts `replicas` replicas. Lifecycle PENDING -> DEPLOYING ->
+        READY once every replica is healthy. Checks as for
+        SessionService.CreateSession (image, slots, scaling group, mounts,
+        policies), plus: the scaling group allows "inference" sessions, the
+        model folder has usage mode MODEL, the runtime variant exists, the model
+        definition is valid (read from the model folder), and the owner's
+        max_session_count_per_model_session and model-service count limits.
+        Idempotent per request_id: a retry returns the same deployment.
+        Errors: INVALID_FIELD, ALREADY_EXISTS (name), REQUEST_ID_CONFLICT,
+        IMAGE_NOT_FOUND, REGISTRY_NOT_ALLOWED, UNKNOWN_RESOURCE_SLOT,
+        RESOURCE_REQUEST_OUT_OF_RANGE, NO_CAPACITY, SCALING_GROUP_NOT_ALLOWED,
+        SESSION_TYPE_NOT_ALLOWED, REFERENCE_NOT_FOUND (project, vfolder),
+        HOST_PERMISSION_DENIED, MODEL_DEFINITION_INVALID, QUOTA_EXCEEDED,
+        ROLE_FORBIDDEN (owner_access_key without admin), SCOPE_FORBIDDEN,
+        READ_ONLY_ROLE.
+
+        Idempotent: retried on UNAVAILABLE. An empty request_id is filled with a fresh UUID.
+        """
+        req = build_request(
+            deployment_pb2.CreateDeploymentRequest,
+            request,
+            {
+                "name": name,
+                "project_id": project_id,
+                "scaling_group": scaling_group,
+                "revision": revision,
+                "replicas": replicas,
+                "open_to_public": open_to_public,
+                "tag": tag,
+                "policy": policy,
+                "owner_access_key": owner_access_key,
+                "request_id": request_id,
+            },
+            fill_request_id=True,
+        )
+        return self._t.unary(
+            self._stub.CreateDeployment,
+            "/bai.api.manager.v1.DeploymentService/CreateDeployment",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def get_deployment(
+        self,
+        request: deployment_pb2.GetDeploymentRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.GetDeploymentResponse:
+        """Reads one deployment with its current revision and policy. Read-only,
+        idempotent. Errors: INVALID_FIELD, NOT_FOUND.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.GetDeploymentRequest, request, {"deployment_id": deployment_id}
+        )
+        return self._t.unary(
+            self._stub.GetDeployment,
+            "/bai.api.manager.v1.DeploymentService/GetDeployment",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def list_deployments(
+        self,
+        request: deployment_pb2.ListDeploymentsRequest | None = None,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        lifecycles: Iterable[deployment_pb2.DeploymentLifecycle.ValueType | str] | None = None,
+        name: str | None = None,
+        project_id: str | None = None,
+        owner_user_id: str | None = None,
+        scaling_group: str | None = None,
+        include_destroyed: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListDeploymentsResponse:
+        """Lists the deployments the caller may see, newest first. Destroyed
+        deployments are left out unless asked for. Read-only, idempotent.
+        Errors: INVALID_FIELD, INVALID_PAGE_TOKEN.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.ListDeploymentsRequest,
+            request,
+            {
+                "page_size": page_size,
+                "page_token": page_token,
+                "lifecycles": lifecycles,
+                "name": name,
+                "project_id": project_id,
+                "owner_user_id": owner_user_id,
+                "scaling_group": scaling_group,
+                "include_destroyed": include_destroyed,
+            },
+        )
+        return self._t.unary(
+            self._stub.ListDeployments,
+            "/bai.api.manager.v1.DeploymentService/ListDeployments",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def iter_deployments(
+        self,
+        request: deployment_pb2.ListDeploymentsRequest | None = None,
+        *,
+        page_size: int | None = None,
+        lifecycles: Iterable[deployment_pb2.DeploymentLifecycle.ValueType | str] | None = None,
+        name: str | None = None,
+        project_id: str | None = None,
+        owner_user_id: str | None = None,
+        scaling_group: str | None = None,
+        include_destroyed: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> Iterator[deployment_pb2.Deployment]:
+        """Every item of list_deployments(), following next_page_token."""
+        req = build_request(
+            deployment_pb2.ListDeploymentsRequest,
+            request,
+            {
+                "page_size": page_size,
+                "lifecycles": lifecycles,
+                "name": name,
+                "project_id": project_id,
+                "owner_user_id": owner_user_id,
+                "scaling_group": scaling_group,
+                "include_destroyed": include_destroyed,
+            },
+        )
+        while True:
+            page = self.list_deployments(req, timeout=timeout, metadata=metadata, retry=retry)
+            yield from page.deployments
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    def update_deployment(
+        self,
+        request: deployment_pb2.UpdateDeploymentRequest | None = None,
+        *,
+        deployment: deployment_pb2.Deployment | None = None,
+        update_mask: field_mask_pb2.FieldMask | Iterable[str] | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.UpdateDeploymentResponse:
+        """Updates the fields named in update_mask. What runs (image, model,
+        resources, ...) changes only through AddRevision + ActivateRevision;
+        replicas through ScaleDeployment; the policy through
+        UpdateDeploymentPolicy. Changing open_to_public re-registers the routes
+        with the app proxy. Idempotent. Errors: INVALID_FIELD, NOT_FOUND,
+        ALREADY_EXISTS (name), INVALID_STATE (DESTROYING or DESTROYED),
+        CONCURRENT_UPDATE, SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.UpdateDeploymentRequest,
+            request,
+            {"deployment": deployment, "update_mask": update_mask},
+        )
+        return self._t.unary(
+            self._stub.UpdateDeployment,
+            "/bai.api.manager.v1.DeploymentService/UpdateDeployment",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def destroy_deployment(
+        self,
+        request: deployment_pb2.DestroyDeploymentRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        forced: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.DestroyDeploymentResponse:
+        """Moves the deployment to DESTROYING, unregisters it from the app proxy
+        (its URL and tokens stop working at once), terminates every replica
+        session, then marks it DESTROYED. forced skips graceful shutdown of the
+        replicas. Idempotent: destroying a DESTROYING or DESTROYED deployment
+        succeeds and changes nothing. Errors: INVALID_FIELD, NOT_FOUND,
+        SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.DestroyDeploymentRequest,
+            request,
+            {"deployment_id": deployment_id, "forced": forced},
+        )
+        return self._t.unary(
+            self._stub.DestroyDeployment,
+            "/bai.api.manager.v1.DeploymentService/DestroyDeployment",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def scale_deployment(
+        self,
+        request: deployment_pb2.ScaleDeploymentRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        replicas: int | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ScaleDeploymentResponse:
+        """Sets the number of replicas the owner asks for. Scaling out starts new
+        routes of the current revision; scaling in drains and terminates the
+        newest routes first (unhealthy ones before healthy ones). Auto-scaling
+        rules may move desired_replicas away from it again within their
+        bounds. Idempotent: the same count again changes nothing.
+        Errors: INVALID_FIELD, NOT_FOUND, INVALID_STATE (DESTROYING or
+        DESTROYED), QUOTA_EXCEEDED (max_session_count_per_model_session),
+        SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.ScaleDeploymentRequest,
+            request,
+            {"deployment_id": deployment_id, "replicas": replicas},
+        )
+        return self._t.unary(
+            self._stub.ScaleDeployment,
+            "/bai.api.manager.v1.DeploymentService/ScaleDeployment",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def sync_deployment(
+        self,
+        request: deployment_pb2.SyncDeploymentRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.SyncDeploymentResponse:
+        """Re-reads the deployment's routes from the database and pushes them to
+        the app proxy again (its circuit, route list and traffic ratios), for
+        when the proxy lost or diverged from them. Idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND, INVALID_STATE (DESTROYING or
+        DESTROYED), SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.SyncDeploymentRequest, request, {"deployment_id": deployment_id}
+        )
+        return self._t.unary(
+            self._stub.SyncDeployment,
+            "/bai.api.manager.v1.DeploymentService/SyncDeployment",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def try_deployment(
+        self,
+        request: deployment_pb2.TryDeploymentRequest | None = None,
+        *,
+        name: str | None = None,
+        project_id: str | None = None,
+        scaling_group: str | None = None,
+        revision: deployment_pb2.RevisionSpec | None = None,
+        owner_access_key: str | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.TryDeploymentResponse:
+        """Validates a revision without creating a deployment: the same checks as
+        CreateDeployment, then a background task starts one trial INFERENCE
+        session, waits until its health check passes (or fails, or times out
+        after initial_delay + max_retries * interval), reports the outcome and
+        destroys the session. Idempotent per request_id: a retry returns the
+        same task. Errors: as CreateDeployment for the synchronous checks
+        (INVALID_FIELD, REQUEST_ID_CONFLICT, IMAGE_NOT_FOUND,
+        REGISTRY_NOT_ALLOWED, UNKNOWN_RESOURCE_SLOT,
+        RESOURCE_REQUEST_OUT_OF_RANGE, NO_CAPACITY, SCALING_GROUP_NOT_ALLOWED,
+        SESSION_TYPE_NOT_ALLOWED, REFERENCE_NOT_FOUND, HOST_PERMISSION_DENIED,
+        MODEL_DEFINITION_INVALID, QUOTA_EXCEEDED, SCOPE_FORBIDDEN,
+        READ_ONLY_ROLE); failures of the trial itself are the task's result.
+
+        Idempotent: retried on UNAVAILABLE. An empty request_id is filled with a fresh UUID.
+        """
+        req = build_request(
+            deployment_pb2.TryDeploymentRequest,
+            request,
+            {
+                "name": name,
+                "project_id": project_id,
+                "scaling_group": scaling_group,
+                "revision": revision,
+                "owner_access_key": owner_access_key,
+                "request_id": request_id,
+            },
+            fill_request_id=True,
+        )
+        return self._t.unary(
+            self._stub.TryDeployment,
+            "/bai.api.manager.v1.DeploymentService/TryDeployment",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def get_deployment_errors(
+        self,
+        request: deployment_pb2.GetDeploymentErrorsRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.GetDeploymentErrorsResponse:
+        """Lists why replicas failed: routes that ended FAILED_TO_START or were
+        replaced after turning UNHEALTHY, newest first, with the retry count.
+        Read-only, idempotent. Errors: INVALID_FIELD, NOT_FOUND.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.GetDeploymentErrorsRequest, request, {"deployment_id": deployment_id}
+        )
+        return self._t.unary(
+            self._stub.GetDeploymentErrors,
+            "/bai.api.manager.v1.DeploymentService/GetDeploymentErrors",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def watch_deployment(
+        self,
+        request: deployment_pb2.WatchDeploymentRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        cursor: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> Iterator[deployment_pb2.WatchDeploymentResponse]:
+        """Streams a deployment's events (lifecycle, scaling, revision, replica
+        group, route and auto-scaling changes), starting after `cursor` (replay)
+        or from now. Each event carries its cursor; a reconnecting client passes
+        the last one it processed. A KEEPALIVE event is sent every 15 s of
+        silence. The stream ends after the DESTROYED lifecycle event or when the
+        client cancels. Server streaming (REST: NDJSON). Read-only, idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND, CURSOR_EXPIRED.
+
+        Retried on UNAVAILABLE until the first response arrives.
+        """
+        req = build_request(
+            deployment_pb2.WatchDeploymentRequest,
+            request,
+            {"deployment_id": deployment_id, "cursor": cursor},
+        )
+        return self._t.server_stream(
+            self._stub.WatchDeployment,
+            "/bai.api.manager.v1.DeploymentService/WatchDeployment",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def list_runtime_variants(
+        self,
+        request: deployment_pb2.ListRuntimeVariantsRequest | None = None,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListRuntimeVariantsResponse:
+        """Lists the runtime variants revisions may name (vllm, sglang,
+        huggingface-tgi, nim, modular-max, cmd, custom, and any an operator
+        added), ordered by name. Any authenticated caller. Read-only,
+        idempotent. Errors: none beyond the common ones.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(deployment_pb2.ListRuntimeVariantsRequest, request, {})
+        return self._t.unary(
+            self._stub.ListRuntimeVariants,
+            "/bai.api.manager.v1.DeploymentService/ListRuntimeVariants",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def add_revision(
+        self,
+        request: deployment_pb2.AddRevisionRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        spec: deployment_pb2.RevisionSpec | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.AddRevisionResponse:
+        """Adds a revision (the next revision_number) without activating it. The
+        same checks as CreateDeployment apply to the spec. Idempotent per
+        request_id. Errors: INVALID_FIELD, NOT_FOUND, INVALID_STATE
+        (DESTROYING or DESTROYED), REQUEST_ID_CONFLICT, IMAGE_NOT_FOUND,
+        REGISTRY_NOT_ALLOWED, UNKNOWN_RESOURCE_SLOT,
+        RESOURCE_REQUEST_OUT_OF_RANGE, REFERENCE_NOT_FOUND (vfolder),
+        HOST_PERMISSION_DENIED, MODEL_DEFINITION_INVALID, QUOTA_EXCEEDED (at
+        most 100 revisions per deployment), SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Idempotent: retried on UNAVAILABLE. An empty request_id is filled with a fresh UUID.
+        """
+        req = build_request(
+            deployment_pb2.AddRevisionRequest,
+            request,
+            {"deployment_id": deployment_id, "spec": spec, "request_id": request_id},
+            fill_request_id=True,
+        )
+        return self._t.unary(
+            self._stub.AddRevision,
+            "/bai.api.manager.v1.DeploymentService/AddRevision",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def get_revision(
+        self,
+        request: deployment_pb2.GetRevisionRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        revision_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.GetRevisionResponse:
+        """Reads one revision. Read-only, idempotent. Errors: INVALID_FIELD,
+        NOT_FOUND (deployment or revision).
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.GetRevisionRequest,
+            request,
+            {"deployment_id": deployment_id, "revision_id": revision_id},
+        )
+        return self._t.unary(
+            self._stub.GetRevision,
+            "/bai.api.manager.v1.DeploymentService/GetRevision",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def list_revisions(
+        self,
+        request: deployment_pb2.ListRevisionsRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListRevisionsResponse:
+        """Lists a deployment's revisions, newest (highest revision_number) first.
+        Read-only, idempotent. Errors: INVALID_FIELD, NOT_FOUND,
+        INVALID_PAGE_TOKEN.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.ListRevisionsRequest,
+            request,
+            {"deployment_id": deployment_id, "page_size": page_size, "page_token": page_token},
+        )
+        return self._t.unary(
+            self._stub.ListRevisions,
+            "/bai.api.manager.v1.DeploymentService/ListRevisions",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def iter_revisions(
+        self,
+        request: deployment_pb2.ListRevisionsRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> Iterator[deployment_pb2.DeploymentRevision]:
+        """Every item of list_revisions(), following next_page_token."""
+        req = build_request(
+            deployment_pb2.ListRevisionsRequest,
+            request,
+            {"deployment_id": deployment_id, "page_size": page_size},
+        )
+        while True:
+            page = self.list_revisions(req, timeout=timeout, metadata=metadata, retry=retry)
+            yield from page.revisions
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    def activate_revision(
+        self,
+        request: deployment_pb2.ActivateRevisionRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        revision_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ActivateRevisionResponse:
+        """Makes a revision the deployment's target and rolls it out under the
+        deployment policy: a new replica group (ROLLING) receives the new
+        replicas; the old groups drain as it becomes healthy (ROLLING strategy:
+        max_surge / max_unavailable at a time; BLUE_GREEN: all at once, after
+        promotion). The deployment is DEPLOYING until the new group is STABLE;
+        if it fails (FAILED), the previous revision keeps serving. Idempotent:
+        activating the current target revision changes nothing.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment or revision),
+        INVALID_STATE (another rollout in progress, or DESTROYING/DESTROYED),
+        NO_CAPACITY, QUOTA_EXCEEDED, SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.ActivateRevisionRequest,
+            request,
+            {"deployment_id": deployment_id, "revision_id": revision_id},
+        )
+        return self._t.unary(
+            self._stub.ActivateRevision,
+            "/bai.api.manager.v1.DeploymentService/ActivateRevision",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def deactivate_revision(
+        self,
+        request: deployment_pb2.DeactivateRevisionRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        revision_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.DeactivateRevisionResponse:
+        """Stops a revision from serving. On the revision being rolled out it
+        cancels the rollout: its replica group drains and the previous revision
+        stays the current one. On an older revision still serving (a group kept
+        by BLUE_GREEN, or one still draining) its routes drain and terminate.
+        Idempotent: deactivating an INACTIVE revision changes nothing.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment or revision), INVALID_STATE
+        (the current revision with no other revision to fall back on: scale to
+        0 or destroy instead), SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.DeactivateRevisionRequest,
+            request,
+            {"deployment_id": deployment_id, "revision_id": revision_id},
+        )
+        return self._t.unary(
+            self._stub.DeactivateRevision,
+            "/bai.api.manager.v1.DeploymentService/DeactivateRevision",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def get_deployment_policy(
+        self,
+        request: deployment_pb2.GetDeploymentPolicyRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.GetDeploymentPolicyResponse:
+        """Reads the deployment policy (strategy and its parameters). Read-only,
+        idempotent. Errors: INVALID_FIELD, NOT_FOUND.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.GetDeploymentPolicyRequest, request, {"deployment_id": deployment_id}
+        )
+        return self._t.unary(
+            self._stub.GetDeploymentPolicy,
+            "/bai.api.manager.v1.DeploymentService/GetDeploymentPolicy",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def update_deployment_policy(
+        self,
+        request: deployment_pb2.UpdateDeploymentPolicyRequest | None = None,
+        *,
+        policy: deployment_pb2.DeploymentPolicy | None = None,
+        update_mask: field_mask_pb2.FieldMask | Iterable[str] | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.UpdateDeploymentPolicyResponse:
+        """Updates the fields of the policy named in update_mask. Takes effect
+        from the next rollout; a rollout in progress keeps the policy it
+        started with. Idempotent. Errors: INVALID_FIELD (e.g. parameters that
+        do not match the strategy), NOT_FOUND, INVALID_STATE (DESTROYING or
+        DESTROYED), CONCURRENT_UPDATE, SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.UpdateDeploymentPolicyRequest,
+            request,
+            {"policy": policy, "update_mask": update_mask},
+        )
+        return self._t.unary(
+            self._stub.UpdateDeploymentPolicy,
+            "/bai.api.manager.v1.DeploymentService/UpdateDeploymentPolicy",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def list_replica_groups(
+        self,
+        request: deployment_pb2.ListReplicaGroupsRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        include_finished: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListReplicaGroupsResponse:
+        """Lists a deployment's replica groups, newest first; DRAINED and FAILED
+        groups only with include_finished. Read-only, idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND, INVALID_PAGE_TOKEN.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.ListReplicaGroupsRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "page_size": page_size,
+                "page_token": page_token,
+                "include_finished": include_finished,
+            },
+        )
+        return self._t.unary(
+            self._stub.ListReplicaGroups,
+            "/bai.api.manager.v1.DeploymentService/ListReplicaGroups",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def iter_replica_groups(
+        self,
+        request: deployment_pb2.ListReplicaGroupsRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        include_finished: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> Iterator[deployment_pb2.ReplicaGroup]:
+        """Every item of list_replica_groups(), following next_page_token."""
+        req = build_request(
+            deployment_pb2.ListReplicaGroupsRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "page_size": page_size,
+                "include_finished": include_finished,
+            },
+        )
+        while True:
+            page = self.list_replica_groups(req, timeout=timeout, metadata=metadata, retry=retry)
+            yield from page.replica_groups
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    def promote_replica_group(
+        self,
+        request: deployment_pb2.PromoteReplicaGroupRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        replica_group_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.PromoteReplicaGroupResponse:
+        """BLUE_GREEN without auto_promote: shifts all traffic to this (ROLLING,
+        fully healthy) group, makes it STABLE and drains the others.
+        Idempotent: promoting the STABLE group changes nothing.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment or group), INVALID_STATE
+        (group not ROLLING or not all replicas healthy; strategy not
+        BLUE_GREEN), SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.PromoteReplicaGroupRequest,
+            request,
+            {"deployment_id": deployment_id, "replica_group_id": replica_group_id},
+        )
+        return self._t.unary(
+            self._stub.PromoteReplicaGroup,
+            "/bai.api.manager.v1.DeploymentService/PromoteReplicaGroup",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def list_routes(
+        self,
+        request: deployment_pb2.ListRoutesRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        statuses: Iterable[deployment_pb2.RouteStatus.ValueType | str] | None = None,
+        revision_id: str | None = None,
+        replica_group_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListRoutesResponse:
+        """Lists a deployment's routes (replicas), oldest first; TERMINATED routes
+        only when asked for by statuses. Read-only, idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND, INVALID_PAGE_TOKEN.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.ListRoutesRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "page_size": page_size,
+                "page_token": page_token,
+                "statuses": statuses,
+                "revision_id": revision_id,
+                "replica_group_id": replica_group_id,
+            },
+        )
+        return self._t.unary(
+            self._stub.ListRoutes,
+            "/bai.api.manager.v1.DeploymentService/ListRoutes",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def iter_routes(
+        self,
+        request: deployment_pb2.ListRoutesRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        statuses: Iterable[deployment_pb2.RouteStatus.ValueType | str] | None = None,
+        revision_id: str | None = None,
+        replica_group_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> Iterator[deployment_pb2.Route]:
+        """Every item of list_routes(), following next_page_token."""
+        req = build_request(
+            deployment_pb2.ListRoutesRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "page_size": page_size,
+                "statuses": statuses,
+                "revision_id": revision_id,
+                "replica_group_id": replica_group_id,
+            },
+        )
+        while True:
+            page = self.list_routes(req, timeout=timeout, metadata=metadata, retry=retry)
+            yield from page.routes
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    def update_route_traffic_ratio(
+        self,
+        request: deployment_pb2.UpdateRouteTrafficRatioRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        route_id: str | None = None,
+        traffic_ratio: float | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.UpdateRouteTrafficRatioResponse:
+        """Sets a route's traffic ratio (its weight in the app proxy's weighted
+        choice among healthy routes) and pushes it to the app proxy. Idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment or route), INVALID_STATE
+        (route TERMINATING or TERMINATED), SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.UpdateRouteTrafficRatioRequest,
+            request,
+            {"deployment_id": deployment_id, "route_id": route_id, "traffic_ratio": traffic_ratio},
+        )
+        return self._t.unary(
+            self._stub.UpdateRouteTrafficRatio,
+            "/bai.api.manager.v1.DeploymentService/UpdateRouteTrafficRatio",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def delete_route(
+        self,
+        request: deployment_pb2.DeleteRouteRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        route_id: str | None = None,
+        downscale: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.DeleteRouteResponse:
+        """Drains a route and terminates its session. With downscale, replicas is
+        lowered by one so that it is not replaced; without, the controller
+        starts a replacement (a way to recycle one replica). Idempotent:
+        deleting a TERMINATING or TERMINATED route succeeds and changes nothing
+        (replicas is not lowered twice). Errors: INVALID_FIELD, NOT_FOUND
+        (deployment or route), INVALID_STATE (deployment DESTROYING or
+        DESTROYED), SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.DeleteRouteRequest,
+            request,
+            {"deployment_id": deployment_id, "route_id": route_id, "downscale": downscale},
+        )
+        return self._t.unary(
+            self._stub.DeleteRoute,
+            "/bai.api.manager.v1.DeploymentService/DeleteRoute",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def create_auto_scaling_rule(
+        self,
+        request: deployment_pb2.CreateAutoScalingRuleRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        rule: deployment_pb2.AutoScalingRule | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.CreateAutoScalingRuleResponse:
+        """Adds an auto-scaling rule. Idempotent per request_id.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment), REFERENCE_NOT_FOUND
+        (prometheus_query_preset_id), INVALID_STATE (DESTROYING or DESTROYED),
+        QUOTA_EXCEEDED (at most 16 rules per deployment), REQUEST_ID_CONFLICT,
+        SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Idempotent: retried on UNAVAILABLE. An empty request_id is filled with a fresh UUID.
+        """
+        req = build_request(
+            deployment_pb2.CreateAutoScalingRuleRequest,
+            request,
+            {"deployment_id": deployment_id, "rule": rule, "request_id": request_id},
+            fill_request_id=True,
+        )
+        return self._t.unary(
+            self._stub.CreateAutoScalingRule,
+            "/bai.api.manager.v1.DeploymentService/CreateAutoScalingRule",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def get_auto_scaling_rule(
+        self,
+        request: deployment_pb2.GetAutoScalingRuleRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        rule_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.GetAutoScalingRuleResponse:
+        """Reads one auto-scaling rule. Read-only, idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment or rule).
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.GetAutoScalingRuleRequest,
+            request,
+            {"deployment_id": deployment_id, "rule_id": rule_id},
+        )
+        return self._t.unary(
+            self._stub.GetAutoScalingRule,
+            "/bai.api.manager.v1.DeploymentService/GetAutoScalingRule",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def list_auto_scaling_rules(
+        self,
+        request: deployment_pb2.ListAutoScalingRulesRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListAutoScalingRulesResponse:
+        """Lists a deployment's auto-scaling rules, oldest first. Read-only,
+        idempotent. Errors: INVALID_FIELD, NOT_FOUND, INVALID_PAGE_TOKEN.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.ListAutoScalingRulesRequest,
+            request,
+            {"deployment_id": deployment_id, "page_size": page_size, "page_token": page_token},
+        )
+        return self._t.unary(
+            self._stub.ListAutoScalingRules,
+            "/bai.api.manager.v1.DeploymentService/ListAutoScalingRules",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def iter_auto_scaling_rules(
+        self,
+        request: deployment_pb2.ListAutoScalingRulesRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> Iterator[deployment_pb2.AutoScalingRule]:
+        """Every item of list_auto_scaling_rules(), following next_page_token."""
+        req = build_request(
+            deployment_pb2.ListAutoScalingRulesRequest,
+            request,
+            {"deployment_id": deployment_id, "page_size": page_size},
+        )
+        while True:
+            page = self.list_auto_scaling_rules(
+                req, timeout=timeout, metadata=metadata, retry=retry
+            )
+            yield from page.rules
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    def update_auto_scaling_rule(
+        self,
+        request: deployment_pb2.UpdateAutoScalingRuleRequest | None = None,
+        *,
+        rule: deployment_pb2.AutoScalingRule | None = None,
+        update_mask: field_mask_pb2.FieldMask | Iterable[str] | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.UpdateAutoScalingRuleResponse:
+        """Updates the fields of a rule named in update_mask; the rule's cooldown
+        restarts. Idempotent. Errors: INVALID_FIELD, NOT_FOUND (deployment or
+        rule), REFERENCE_NOT_FOUND (prometheus_query_preset_id),
+        CONCURRENT_UPDATE, SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.UpdateAutoScalingRuleRequest,
+            request,
+            {"rule": rule, "update_mask": update_mask},
+        )
+        return self._t.unary(
+            self._stub.UpdateAutoScalingRule,
+            "/bai.api.manager.v1.DeploymentService/UpdateAutoScalingRule",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def delete_auto_scaling_rule(
+        self,
+        request: deployment_pb2.DeleteAutoScalingRuleRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        rule_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.DeleteAutoScalingRuleResponse:
+        """Deletes an auto-scaling rule; desired_replicas stays where the rule
+        left it until the next ScaleDeployment or rule decision. Idempotent: a
+        missing rule answers NOT_FOUND and changes nothing.
+        Errors: INVALID_FIELD, NOT_FOUND, SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.DeleteAutoScalingRuleRequest,
+            request,
+            {"deployment_id": deployment_id, "rule_id": rule_id},
+        )
+        return self._t.unary(
+            self._stub.DeleteAutoScalingRule,
+            "/bai.api.manager.v1.DeploymentService/DeleteAutoScalingRule",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def generate_deployment_token(
+        self,
+        request: deployment_pb2.GenerateDeploymentTokenRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        valid_for: duration_pb2.Duration | timedelta | None = None,
+        expires_at: timestamp_pb2.Timestamp | datetime | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.GenerateDeploymentTokenResponse:
+        """Mints a bearer token for inference calls to the deployment's URL
+        ("Authorization: Bearer <token>"; a JWT the app proxy verifies). The
+        token value is returned only here. Owner and admins only. Idempotent
+        per request_id: a retry returns the same token. Errors: INVALID_FIELD,
+        NOT_FOUND, INVALID_STATE (DESTROYING or DESTROYED), QUOTA_EXCEEDED (at
+        most 100 unexpired tokens per deployment), REQUEST_ID_CONFLICT,
+        SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Idempotent: retried on UNAVAILABLE. An empty request_id is filled with a fresh UUID.
+        """
+        req = build_request(
+            deployment_pb2.GenerateDeploymentTokenRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "valid_for": valid_for,
+                "expires_at": expires_at,
+                "request_id": request_id,
+            },
+            fill_request_id=True,
+        )
+        return self._t.unary(
+            self._stub.GenerateDeploymentToken,
+            "/bai.api.manager.v1.DeploymentService/GenerateDeploymentToken",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def list_deployment_tokens(
+        self,
+        request: deployment_pb2.ListDeploymentTokensRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        include_expired: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListDeploymentTokensResponse:
+        """Lists a deployment's unrevoked tokens (without their values), newest
+        first; expired ones only with include_expired. Owner, admins and
+        monitors only (project members: SCOPE_FORBIDDEN). Read-only,
+        idempotent. Errors: INVALID_FIELD, NOT_FOUND, INVALID_PAGE_TOKEN,
+        SCOPE_FORBIDDEN.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.ListDeploymentTokensRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "page_size": page_size,
+                "page_token": page_token,
+                "include_expired": include_expired,
+            },
+        )
+        return self._t.unary(
+            self._stub.ListDeploymentTokens,
+            "/bai.api.manager.v1.DeploymentService/ListDeploymentTokens",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def iter_deployment_tokens(
+        self,
+        request: deployment_pb2.ListDeploymentTokensRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        include_expired: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> Iterator[deployment_pb2.DeploymentToken]:
+        """Every item of list_deployment_tokens(), following next_page_token."""
+        req = build_request(
+            deployment_pb2.ListDeploymentTokensRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "page_size": page_size,
+                "include_expired": include_expired,
+            },
+        )
+        while True:
+            page = self.list_deployment_tokens(req, timeout=timeout, metadata=metadata, retry=retry)
+            yield from page.tokens
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    def revoke_deployment_token(
+        self,
+        request: deployment_pb2.RevokeDeploymentTokenRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        token_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.RevokeDeploymentTokenResponse:
+        """Revokes a token; the app proxy refuses it within 5 s. Owner and admins
+        only. Idempotent: revoking a revoked or expired token succeeds.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment or token),
+        SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.RevokeDeploymentTokenRequest,
+            request,
+            {"deployment_id": deployment_id, "token_id": token_id},
+        )
+        return self._t.unary(
+            self._stub.RevokeDeploymentToken,
+            "/bai.api.manager.v1.DeploymentService/RevokeDeploymentToken",
             req,
             idempotent=False,
             timeout=timeout,
@@ -4893,6 +6200,1321 @@ class AsyncBackgroundTaskService:
         )
 
 
+class AsyncDeploymentService:
+    """Model serving ("model services" / endpoints upstream). A deployment serves
+    one model behind one app-proxy URL. What runs is described by a revision
+    (image, model folder, runtime variant, resources); the deployment keeps N
+    replicas of its current revision, each replica an INFERENCE session
+    reached through a route. Rolling out a new revision follows the
+    deployment's policy (ROLLING or BLUE_GREEN) and works through replica
+    groups; auto-scaling rules move the replica count between bounds; tokens
+    authorize inference calls unless the deployment is open to the public.
+
+    Who may call: the deployment's owner (the user it was created for); a
+    domain admin for deployments in their domain; a superadmin for all.
+    Members of the deployment's project and monitors (within their domain)
+    may use the read-only RPCs (Get*, List*, WatchDeployment) except
+    ListDeploymentTokens, which is for the owner, admins and monitors only.
+    A deployment the caller cannot see is NOT_FOUND; a write by a project
+    member who is not the owner is SCOPE_FORBIDDEN, by a monitor
+    READ_ONLY_ROLE. Every RPC may also answer the authentication reasons (see
+    AuthService), DEPENDENCY_UNAVAILABLE and SHUTTING_DOWN.
+    """
+
+    def __init__(self, transport: AsyncTransport) -> None:
+        self._t = transport
+        self._stub: deployment_pb2_grpc.DeploymentServiceAsyncStub = (
+            deployment_pb2_grpc.DeploymentServiceStub(transport.channel)
+        )
+
+    async def create_deployment(
+        self,
+        request: deployment_pb2.CreateDeploymentRequest | None = None,
+        *,
+        name: str | None = None,
+        project_id: str | None = None,
+        scaling_group: str | None = None,
+        revision: deployment_pb2.RevisionSpec | None = None,
+        replicas: int | None = None,
+        open_to_public: bool | None = None,
+        tag: str | None = None,
+        policy: deployment_pb2.DeploymentPolicy | None = None,
+        owner_access_key: str | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.CreateDeploymentResponse:
+        """Creates a deployment with its first revision (revision 1, activated at
+        once) and starts `replicas` replicas. Lifecycle PENDING -> DEPLOYING ->
+        READY once every replica is healthy. Checks as for
+        SessionService.CreateSession (image, slots, scaling group, mounts,
+        policies), plus: the scaling group allows "inference" sessions, the
+        model folder has usage mode MODEL, the runtime variant exists, the model
+        definition is valid (read from the model folder), and the owner's
+        max_session_count_per_model_session and model-service count limits.
+        Idempotent per request_id: a retry returns the same deployment.
+        Errors: INVALID_FIELD, ALREADY_EXISTS (name), REQUEST_ID_CONFLICT,
+        IMAGE_NOT_FOUND, REGISTRY_NOT_ALLOWED, UNKNOWN_RESOURCE_SLOT,
+        RESOURCE_REQUEST_OUT_OF_RANGE, NO_CAPACITY, SCALING_GROUP_NOT_ALLOWED,
+        SESSION_TYPE_NOT_ALLOWED, REFERENCE_NOT_FOUND (project, vfolder),
+        HOST_PERMISSION_DENIED, MODEL_DEFINITION_INVALID, QUOTA_EXCEEDED,
+        ROLE_FORBIDDEN (owner_access_key without admin), SCOPE_FORBIDDEN,
+        READ_ONLY_ROLE.
+
+        Idempotent: retried on UNAVAILABLE. An empty request_id is filled with a fresh UUID.
+        """
+        req = build_request(
+            deployment_pb2.CreateDeploymentRequest,
+            request,
+            {
+                "name": name,
+                "project_id": project_id,
+                "scaling_group": scaling_group,
+                "revision": revision,
+                "replicas": replicas,
+                "open_to_public": open_to_public,
+                "tag": tag,
+                "policy": policy,
+                "owner_access_key": owner_access_key,
+                "request_id": request_id,
+            },
+            fill_request_id=True,
+        )
+        return await self._t.unary(
+            self._stub.CreateDeployment,
+            "/bai.api.manager.v1.DeploymentService/CreateDeployment",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def get_deployment(
+        self,
+        request: deployment_pb2.GetDeploymentRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.GetDeploymentResponse:
+        """Reads one deployment with its current revision and policy. Read-only,
+        idempotent. Errors: INVALID_FIELD, NOT_FOUND.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.GetDeploymentRequest, request, {"deployment_id": deployment_id}
+        )
+        return await self._t.unary(
+            self._stub.GetDeployment,
+            "/bai.api.manager.v1.DeploymentService/GetDeployment",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def list_deployments(
+        self,
+        request: deployment_pb2.ListDeploymentsRequest | None = None,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        lifecycles: Iterable[deployment_pb2.DeploymentLifecycle.ValueType | str] | None = None,
+        name: str | None = None,
+        project_id: str | None = None,
+        owner_user_id: str | None = None,
+        scaling_group: str | None = None,
+        include_destroyed: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListDeploymentsResponse:
+        """Lists the deployments the caller may see, newest first. Destroyed
+        deployments are left out unless asked for. Read-only, idempotent.
+        Errors: INVALID_FIELD, INVALID_PAGE_TOKEN.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.ListDeploymentsRequest,
+            request,
+            {
+                "page_size": page_size,
+                "page_token": page_token,
+                "lifecycles": lifecycles,
+                "name": name,
+                "project_id": project_id,
+                "owner_user_id": owner_user_id,
+                "scaling_group": scaling_group,
+                "include_destroyed": include_destroyed,
+            },
+        )
+        return await self._t.unary(
+            self._stub.ListDeployments,
+            "/bai.api.manager.v1.DeploymentService/ListDeployments",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def iter_deployments(
+        self,
+        request: deployment_pb2.ListDeploymentsRequest | None = None,
+        *,
+        page_size: int | None = None,
+        lifecycles: Iterable[deployment_pb2.DeploymentLifecycle.ValueType | str] | None = None,
+        name: str | None = None,
+        project_id: str | None = None,
+        owner_user_id: str | None = None,
+        scaling_group: str | None = None,
+        include_destroyed: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> AsyncIterator[deployment_pb2.Deployment]:
+        """Every item of list_deployments(), following next_page_token."""
+        req = build_request(
+            deployment_pb2.ListDeploymentsRequest,
+            request,
+            {
+                "page_size": page_size,
+                "lifecycles": lifecycles,
+                "name": name,
+                "project_id": project_id,
+                "owner_user_id": owner_user_id,
+                "scaling_group": scaling_group,
+                "include_destroyed": include_destroyed,
+            },
+        )
+        while True:
+            page = await self.list_deployments(req, timeout=timeout, metadata=metadata, retry=retry)
+            for item in page.deployments:
+                yield item
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    async def update_deployment(
+        self,
+        request: deployment_pb2.UpdateDeploymentRequest | None = None,
+        *,
+        deployment: deployment_pb2.Deployment | None = None,
+        update_mask: field_mask_pb2.FieldMask | Iterable[str] | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.UpdateDeploymentResponse:
+        """Updates the fields named in update_mask. What runs (image, model,
+        resources, ...) changes only through AddRevision + ActivateRevision;
+        replicas through ScaleDeployment; the policy through
+        UpdateDeploymentPolicy. Changing open_to_public re-registers the routes
+        with the app proxy. Idempotent. Errors: INVALID_FIELD, NOT_FOUND,
+        ALREADY_EXISTS (name), INVALID_STATE (DESTROYING or DESTROYED),
+        CONCURRENT_UPDATE, SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.UpdateDeploymentRequest,
+            request,
+            {"deployment": deployment, "update_mask": update_mask},
+        )
+        return await self._t.unary(
+            self._stub.UpdateDeployment,
+            "/bai.api.manager.v1.DeploymentService/UpdateDeployment",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def destroy_deployment(
+        self,
+        request: deployment_pb2.DestroyDeploymentRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        forced: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.DestroyDeploymentResponse:
+        """Moves the deployment to DESTROYING, unregisters it from the app proxy
+        (its URL and tokens stop working at once), terminates every replica
+        session, then marks it DESTROYED. forced skips graceful shutdown of the
+        replicas. Idempotent: destroying a DESTROYING or DESTROYED deployment
+        succeeds and changes nothing. Errors: INVALID_FIELD, NOT_FOUND,
+        SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.DestroyDeploymentRequest,
+            request,
+            {"deployment_id": deployment_id, "forced": forced},
+        )
+        return await self._t.unary(
+            self._stub.DestroyDeployment,
+            "/bai.api.manager.v1.DeploymentService/DestroyDeployment",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def scale_deployment(
+        self,
+        request: deployment_pb2.ScaleDeploymentRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        replicas: int | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ScaleDeploymentResponse:
+        """Sets the number of replicas the owner asks for. Scaling out starts new
+        routes of the current revision; scaling in drains and terminates the
+        newest routes first (unhealthy ones before healthy ones). Auto-scaling
+        rules may move desired_replicas away from it again within their
+        bounds. Idempotent: the same count again changes nothing.
+        Errors: INVALID_FIELD, NOT_FOUND, INVALID_STATE (DESTROYING or
+        DESTROYED), QUOTA_EXCEEDED (max_session_count_per_model_session),
+        SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.ScaleDeploymentRequest,
+            request,
+            {"deployment_id": deployment_id, "replicas": replicas},
+        )
+        return await self._t.unary(
+            self._stub.ScaleDeployment,
+            "/bai.api.manager.v1.DeploymentService/ScaleDeployment",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def sync_deployment(
+        self,
+        request: deployment_pb2.SyncDeploymentRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.SyncDeploymentResponse:
+        """Re-reads the deployment's routes from the database and pushes them to
+        the app proxy again (its circuit, route list and traffic ratios), for
+        when the proxy lost or diverged from them. Idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND, INVALID_STATE (DESTROYING or
+        DESTROYED), SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.SyncDeploymentRequest, request, {"deployment_id": deployment_id}
+        )
+        return await self._t.unary(
+            self._stub.SyncDeployment,
+            "/bai.api.manager.v1.DeploymentService/SyncDeployment",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def try_deployment(
+        self,
+        request: deployment_pb2.TryDeploymentRequest | None = None,
+        *,
+        name: str | None = None,
+        project_id: str | None = None,
+        scaling_group: str | None = None,
+        revision: deployment_pb2.RevisionSpec | None = None,
+        owner_access_key: str | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.TryDeploymentResponse:
+        """Validates a revision without creating a deployment: the same checks as
+        CreateDeployment, then a background task starts one trial INFERENCE
+        session, waits until its health check passes (or fails, or times out
+        after initial_delay + max_retries * interval), reports the outcome and
+        destroys the session. Idempotent per request_id: a retry returns the
+        same task. Errors: as CreateDeployment for the synchronous checks
+        (INVALID_FIELD, REQUEST_ID_CONFLICT, IMAGE_NOT_FOUND,
+        REGISTRY_NOT_ALLOWED, UNKNOWN_RESOURCE_SLOT,
+        RESOURCE_REQUEST_OUT_OF_RANGE, NO_CAPACITY, SCALING_GROUP_NOT_ALLOWED,
+        SESSION_TYPE_NOT_ALLOWED, REFERENCE_NOT_FOUND, HOST_PERMISSION_DENIED,
+        MODEL_DEFINITION_INVALID, QUOTA_EXCEEDED, SCOPE_FORBIDDEN,
+        READ_ONLY_ROLE); failures of the trial itself are the task's result.
+
+        Idempotent: retried on UNAVAILABLE. An empty request_id is filled with a fresh UUID.
+        """
+        req = build_request(
+            deployment_pb2.TryDeploymentRequest,
+            request,
+            {
+                "name": name,
+                "project_id": project_id,
+                "scaling_group": scaling_group,
+                "revision": revision,
+                "owner_access_key": owner_access_key,
+                "request_id": request_id,
+            },
+            fill_request_id=True,
+        )
+        return await self._t.unary(
+            self._stub.TryDeployment,
+            "/bai.api.manager.v1.DeploymentService/TryDeployment",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def get_deployment_errors(
+        self,
+        request: deployment_pb2.GetDeploymentErrorsRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.GetDeploymentErrorsResponse:
+        """Lists why replicas failed: routes that ended FAILED_TO_START or were
+        replaced after turning UNHEALTHY, newest first, with the retry count.
+        Read-only, idempotent. Errors: INVALID_FIELD, NOT_FOUND.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.GetDeploymentErrorsRequest, request, {"deployment_id": deployment_id}
+        )
+        return await self._t.unary(
+            self._stub.GetDeploymentErrors,
+            "/bai.api.manager.v1.DeploymentService/GetDeploymentErrors",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    def watch_deployment(
+        self,
+        request: deployment_pb2.WatchDeploymentRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        cursor: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> AsyncIterator[deployment_pb2.WatchDeploymentResponse]:
+        """Streams a deployment's events (lifecycle, scaling, revision, replica
+        group, route and auto-scaling changes), starting after `cursor` (replay)
+        or from now. Each event carries its cursor; a reconnecting client passes
+        the last one it processed. A KEEPALIVE event is sent every 15 s of
+        silence. The stream ends after the DESTROYED lifecycle event or when the
+        client cancels. Server streaming (REST: NDJSON). Read-only, idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND, CURSOR_EXPIRED.
+
+        Retried on UNAVAILABLE until the first response arrives.
+        """
+        req = build_request(
+            deployment_pb2.WatchDeploymentRequest,
+            request,
+            {"deployment_id": deployment_id, "cursor": cursor},
+        )
+        return self._t.server_stream(
+            self._stub.WatchDeployment,
+            "/bai.api.manager.v1.DeploymentService/WatchDeployment",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def list_runtime_variants(
+        self,
+        request: deployment_pb2.ListRuntimeVariantsRequest | None = None,
+        *,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListRuntimeVariantsResponse:
+        """Lists the runtime variants revisions may name (vllm, sglang,
+        huggingface-tgi, nim, modular-max, cmd, custom, and any an operator
+        added), ordered by name. Any authenticated caller. Read-only,
+        idempotent. Errors: none beyond the common ones.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(deployment_pb2.ListRuntimeVariantsRequest, request, {})
+        return await self._t.unary(
+            self._stub.ListRuntimeVariants,
+            "/bai.api.manager.v1.DeploymentService/ListRuntimeVariants",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def add_revision(
+        self,
+        request: deployment_pb2.AddRevisionRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        spec: deployment_pb2.RevisionSpec | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.AddRevisionResponse:
+        """Adds a revision (the next revision_number) without activating it. The
+        same checks as CreateDeployment apply to the spec. Idempotent per
+        request_id. Errors: INVALID_FIELD, NOT_FOUND, INVALID_STATE
+        (DESTROYING or DESTROYED), REQUEST_ID_CONFLICT, IMAGE_NOT_FOUND,
+        REGISTRY_NOT_ALLOWED, UNKNOWN_RESOURCE_SLOT,
+        RESOURCE_REQUEST_OUT_OF_RANGE, REFERENCE_NOT_FOUND (vfolder),
+        HOST_PERMISSION_DENIED, MODEL_DEFINITION_INVALID, QUOTA_EXCEEDED (at
+        most 100 revisions per deployment), SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Idempotent: retried on UNAVAILABLE. An empty request_id is filled with a fresh UUID.
+        """
+        req = build_request(
+            deployment_pb2.AddRevisionRequest,
+            request,
+            {"deployment_id": deployment_id, "spec": spec, "request_id": request_id},
+            fill_request_id=True,
+        )
+        return await self._t.unary(
+            self._stub.AddRevision,
+            "/bai.api.manager.v1.DeploymentService/AddRevision",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def get_revision(
+        self,
+        request: deployment_pb2.GetRevisionRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        revision_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.GetRevisionResponse:
+        """Reads one revision. Read-only, idempotent. Errors: INVALID_FIELD,
+        NOT_FOUND (deployment or revision).
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.GetRevisionRequest,
+            request,
+            {"deployment_id": deployment_id, "revision_id": revision_id},
+        )
+        return await self._t.unary(
+            self._stub.GetRevision,
+            "/bai.api.manager.v1.DeploymentService/GetRevision",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def list_revisions(
+        self,
+        request: deployment_pb2.ListRevisionsRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListRevisionsResponse:
+        """Lists a deployment's revisions, newest (highest revision_number) first.
+        Read-only, idempotent. Errors: INVALID_FIELD, NOT_FOUND,
+        INVALID_PAGE_TOKEN.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.ListRevisionsRequest,
+            request,
+            {"deployment_id": deployment_id, "page_size": page_size, "page_token": page_token},
+        )
+        return await self._t.unary(
+            self._stub.ListRevisions,
+            "/bai.api.manager.v1.DeploymentService/ListRevisions",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def iter_revisions(
+        self,
+        request: deployment_pb2.ListRevisionsRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> AsyncIterator[deployment_pb2.DeploymentRevision]:
+        """Every item of list_revisions(), following next_page_token."""
+        req = build_request(
+            deployment_pb2.ListRevisionsRequest,
+            request,
+            {"deployment_id": deployment_id, "page_size": page_size},
+        )
+        while True:
+            page = await self.list_revisions(req, timeout=timeout, metadata=metadata, retry=retry)
+            for item in page.revisions:
+                yield item
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    async def activate_revision(
+        self,
+        request: deployment_pb2.ActivateRevisionRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        revision_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ActivateRevisionResponse:
+        """Makes a revision the deployment's target and rolls it out under the
+        deployment policy: a new replica group (ROLLING) receives the new
+        replicas; the old groups drain as it becomes healthy (ROLLING strategy:
+        max_surge / max_unavailable at a time; BLUE_GREEN: all at once, after
+        promotion). The deployment is DEPLOYING until the new group is STABLE;
+        if it fails (FAILED), the previous revision keeps serving. Idempotent:
+        activating the current target revision changes nothing.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment or revision),
+        INVALID_STATE (another rollout in progress, or DESTROYING/DESTROYED),
+        NO_CAPACITY, QUOTA_EXCEEDED, SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.ActivateRevisionRequest,
+            request,
+            {"deployment_id": deployment_id, "revision_id": revision_id},
+        )
+        return await self._t.unary(
+            self._stub.ActivateRevision,
+            "/bai.api.manager.v1.DeploymentService/ActivateRevision",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def deactivate_revision(
+        self,
+        request: deployment_pb2.DeactivateRevisionRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        revision_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.DeactivateRevisionResponse:
+        """Stops a revision from serving. On the revision being rolled out it
+        cancels the rollout: its replica group drains and the previous revision
+        stays the current one. On an older revision still serving (a group kept
+        by BLUE_GREEN, or one still draining) its routes drain and terminate.
+        Idempotent: deactivating an INACTIVE revision changes nothing.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment or revision), INVALID_STATE
+        (the current revision with no other revision to fall back on: scale to
+        0 or destroy instead), SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.DeactivateRevisionRequest,
+            request,
+            {"deployment_id": deployment_id, "revision_id": revision_id},
+        )
+        return await self._t.unary(
+            self._stub.DeactivateRevision,
+            "/bai.api.manager.v1.DeploymentService/DeactivateRevision",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def get_deployment_policy(
+        self,
+        request: deployment_pb2.GetDeploymentPolicyRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.GetDeploymentPolicyResponse:
+        """Reads the deployment policy (strategy and its parameters). Read-only,
+        idempotent. Errors: INVALID_FIELD, NOT_FOUND.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.GetDeploymentPolicyRequest, request, {"deployment_id": deployment_id}
+        )
+        return await self._t.unary(
+            self._stub.GetDeploymentPolicy,
+            "/bai.api.manager.v1.DeploymentService/GetDeploymentPolicy",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def update_deployment_policy(
+        self,
+        request: deployment_pb2.UpdateDeploymentPolicyRequest | None = None,
+        *,
+        policy: deployment_pb2.DeploymentPolicy | None = None,
+        update_mask: field_mask_pb2.FieldMask | Iterable[str] | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.UpdateDeploymentPolicyResponse:
+        """Updates the fields of the policy named in update_mask. Takes effect
+        from the next rollout; a rollout in progress keeps the policy it
+        started with. Idempotent. Errors: INVALID_FIELD (e.g. parameters that
+        do not match the strategy), NOT_FOUND, INVALID_STATE (DESTROYING or
+        DESTROYED), CONCURRENT_UPDATE, SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.UpdateDeploymentPolicyRequest,
+            request,
+            {"policy": policy, "update_mask": update_mask},
+        )
+        return await self._t.unary(
+            self._stub.UpdateDeploymentPolicy,
+            "/bai.api.manager.v1.DeploymentService/UpdateDeploymentPolicy",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def list_replica_groups(
+        self,
+        request: deployment_pb2.ListReplicaGroupsRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        include_finished: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListReplicaGroupsResponse:
+        """Lists a deployment's replica groups, newest first; DRAINED and FAILED
+        groups only with include_finished. Read-only, idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND, INVALID_PAGE_TOKEN.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.ListReplicaGroupsRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "page_size": page_size,
+                "page_token": page_token,
+                "include_finished": include_finished,
+            },
+        )
+        return await self._t.unary(
+            self._stub.ListReplicaGroups,
+            "/bai.api.manager.v1.DeploymentService/ListReplicaGroups",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def iter_replica_groups(
+        self,
+        request: deployment_pb2.ListReplicaGroupsRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        include_finished: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> AsyncIterator[deployment_pb2.ReplicaGroup]:
+        """Every item of list_replica_groups(), following next_page_token."""
+        req = build_request(
+            deployment_pb2.ListReplicaGroupsRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "page_size": page_size,
+                "include_finished": include_finished,
+            },
+        )
+        while True:
+            page = await self.list_replica_groups(
+                req, timeout=timeout, metadata=metadata, retry=retry
+            )
+            for item in page.replica_groups:
+                yield item
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    async def promote_replica_group(
+        self,
+        request: deployment_pb2.PromoteReplicaGroupRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        replica_group_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.PromoteReplicaGroupResponse:
+        """BLUE_GREEN without auto_promote: shifts all traffic to this (ROLLING,
+        fully healthy) group, makes it STABLE and drains the others.
+        Idempotent: promoting the STABLE group changes nothing.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment or group), INVALID_STATE
+        (group not ROLLING or not all replicas healthy; strategy not
+        BLUE_GREEN), SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.PromoteReplicaGroupRequest,
+            request,
+            {"deployment_id": deployment_id, "replica_group_id": replica_group_id},
+        )
+        return await self._t.unary(
+            self._stub.PromoteReplicaGroup,
+            "/bai.api.manager.v1.DeploymentService/PromoteReplicaGroup",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def list_routes(
+        self,
+        request: deployment_pb2.ListRoutesRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        statuses: Iterable[deployment_pb2.RouteStatus.ValueType | str] | None = None,
+        revision_id: str | None = None,
+        replica_group_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListRoutesResponse:
+        """Lists a deployment's routes (replicas), oldest first; TERMINATED routes
+        only when asked for by statuses. Read-only, idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND, INVALID_PAGE_TOKEN.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.ListRoutesRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "page_size": page_size,
+                "page_token": page_token,
+                "statuses": statuses,
+                "revision_id": revision_id,
+                "replica_group_id": replica_group_id,
+            },
+        )
+        return await self._t.unary(
+            self._stub.ListRoutes,
+            "/bai.api.manager.v1.DeploymentService/ListRoutes",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def iter_routes(
+        self,
+        request: deployment_pb2.ListRoutesRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        statuses: Iterable[deployment_pb2.RouteStatus.ValueType | str] | None = None,
+        revision_id: str | None = None,
+        replica_group_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> AsyncIterator[deployment_pb2.Route]:
+        """Every item of list_routes(), following next_page_token."""
+        req = build_request(
+            deployment_pb2.ListRoutesRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "page_size": page_size,
+                "statuses": statuses,
+                "revision_id": revision_id,
+                "replica_group_id": replica_group_id,
+            },
+        )
+        while True:
+            page = await self.list_routes(req, timeout=timeout, metadata=metadata, retry=retry)
+            for item in page.routes:
+                yield item
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    async def update_route_traffic_ratio(
+        self,
+        request: deployment_pb2.UpdateRouteTrafficRatioRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        route_id: str | None = None,
+        traffic_ratio: float | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.UpdateRouteTrafficRatioResponse:
+        """Sets a route's traffic ratio (its weight in the app proxy's weighted
+        choice among healthy routes) and pushes it to the app proxy. Idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment or route), INVALID_STATE
+        (route TERMINATING or TERMINATED), SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.UpdateRouteTrafficRatioRequest,
+            request,
+            {"deployment_id": deployment_id, "route_id": route_id, "traffic_ratio": traffic_ratio},
+        )
+        return await self._t.unary(
+            self._stub.UpdateRouteTrafficRatio,
+            "/bai.api.manager.v1.DeploymentService/UpdateRouteTrafficRatio",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def delete_route(
+        self,
+        request: deployment_pb2.DeleteRouteRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        route_id: str | None = None,
+        downscale: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.DeleteRouteResponse:
+        """Drains a route and terminates its session. With downscale, replicas is
+        lowered by one so that it is not replaced; without, the controller
+        starts a replacement (a way to recycle one replica). Idempotent:
+        deleting a TERMINATING or TERMINATED route succeeds and changes nothing
+        (replicas is not lowered twice). Errors: INVALID_FIELD, NOT_FOUND
+        (deployment or route), INVALID_STATE (deployment DESTROYING or
+        DESTROYED), SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.DeleteRouteRequest,
+            request,
+            {"deployment_id": deployment_id, "route_id": route_id, "downscale": downscale},
+        )
+        return await self._t.unary(
+            self._stub.DeleteRoute,
+            "/bai.api.manager.v1.DeploymentService/DeleteRoute",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def create_auto_scaling_rule(
+        self,
+        request: deployment_pb2.CreateAutoScalingRuleRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        rule: deployment_pb2.AutoScalingRule | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.CreateAutoScalingRuleResponse:
+        """Adds an auto-scaling rule. Idempotent per request_id.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment), REFERENCE_NOT_FOUND
+        (prometheus_query_preset_id), INVALID_STATE (DESTROYING or DESTROYED),
+        QUOTA_EXCEEDED (at most 16 rules per deployment), REQUEST_ID_CONFLICT,
+        SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Idempotent: retried on UNAVAILABLE. An empty request_id is filled with a fresh UUID.
+        """
+        req = build_request(
+            deployment_pb2.CreateAutoScalingRuleRequest,
+            request,
+            {"deployment_id": deployment_id, "rule": rule, "request_id": request_id},
+            fill_request_id=True,
+        )
+        return await self._t.unary(
+            self._stub.CreateAutoScalingRule,
+            "/bai.api.manager.v1.DeploymentService/CreateAutoScalingRule",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def get_auto_scaling_rule(
+        self,
+        request: deployment_pb2.GetAutoScalingRuleRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        rule_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.GetAutoScalingRuleResponse:
+        """Reads one auto-scaling rule. Read-only, idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment or rule).
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.GetAutoScalingRuleRequest,
+            request,
+            {"deployment_id": deployment_id, "rule_id": rule_id},
+        )
+        return await self._t.unary(
+            self._stub.GetAutoScalingRule,
+            "/bai.api.manager.v1.DeploymentService/GetAutoScalingRule",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def list_auto_scaling_rules(
+        self,
+        request: deployment_pb2.ListAutoScalingRulesRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListAutoScalingRulesResponse:
+        """Lists a deployment's auto-scaling rules, oldest first. Read-only,
+        idempotent. Errors: INVALID_FIELD, NOT_FOUND, INVALID_PAGE_TOKEN.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.ListAutoScalingRulesRequest,
+            request,
+            {"deployment_id": deployment_id, "page_size": page_size, "page_token": page_token},
+        )
+        return await self._t.unary(
+            self._stub.ListAutoScalingRules,
+            "/bai.api.manager.v1.DeploymentService/ListAutoScalingRules",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def iter_auto_scaling_rules(
+        self,
+        request: deployment_pb2.ListAutoScalingRulesRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> AsyncIterator[deployment_pb2.AutoScalingRule]:
+        """Every item of list_auto_scaling_rules(), following next_page_token."""
+        req = build_request(
+            deployment_pb2.ListAutoScalingRulesRequest,
+            request,
+            {"deployment_id": deployment_id, "page_size": page_size},
+        )
+        while True:
+            page = await self.list_auto_scaling_rules(
+                req, timeout=timeout, metadata=metadata, retry=retry
+            )
+            for item in page.rules:
+                yield item
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    async def update_auto_scaling_rule(
+        self,
+        request: deployment_pb2.UpdateAutoScalingRuleRequest | None = None,
+        *,
+        rule: deployment_pb2.AutoScalingRule | None = None,
+        update_mask: field_mask_pb2.FieldMask | Iterable[str] | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.UpdateAutoScalingRuleResponse:
+        """Updates the fields of a rule named in update_mask; the rule's cooldown
+        restarts. Idempotent. Errors: INVALID_FIELD, NOT_FOUND (deployment or
+        rule), REFERENCE_NOT_FOUND (prometheus_query_preset_id),
+        CONCURRENT_UPDATE, SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.UpdateAutoScalingRuleRequest,
+            request,
+            {"rule": rule, "update_mask": update_mask},
+        )
+        return await self._t.unary(
+            self._stub.UpdateAutoScalingRule,
+            "/bai.api.manager.v1.DeploymentService/UpdateAutoScalingRule",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def delete_auto_scaling_rule(
+        self,
+        request: deployment_pb2.DeleteAutoScalingRuleRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        rule_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.DeleteAutoScalingRuleResponse:
+        """Deletes an auto-scaling rule; desired_replicas stays where the rule
+        left it until the next ScaleDeployment or rule decision. Idempotent: a
+        missing rule answers NOT_FOUND and changes nothing.
+        Errors: INVALID_FIELD, NOT_FOUND, SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.DeleteAutoScalingRuleRequest,
+            request,
+            {"deployment_id": deployment_id, "rule_id": rule_id},
+        )
+        return await self._t.unary(
+            self._stub.DeleteAutoScalingRule,
+            "/bai.api.manager.v1.DeploymentService/DeleteAutoScalingRule",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def generate_deployment_token(
+        self,
+        request: deployment_pb2.GenerateDeploymentTokenRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        valid_for: duration_pb2.Duration | timedelta | None = None,
+        expires_at: timestamp_pb2.Timestamp | datetime | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.GenerateDeploymentTokenResponse:
+        """Mints a bearer token for inference calls to the deployment's URL
+        ("Authorization: Bearer <token>"; a JWT the app proxy verifies). The
+        token value is returned only here. Owner and admins only. Idempotent
+        per request_id: a retry returns the same token. Errors: INVALID_FIELD,
+        NOT_FOUND, INVALID_STATE (DESTROYING or DESTROYED), QUOTA_EXCEEDED (at
+        most 100 unexpired tokens per deployment), REQUEST_ID_CONFLICT,
+        SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Idempotent: retried on UNAVAILABLE. An empty request_id is filled with a fresh UUID.
+        """
+        req = build_request(
+            deployment_pb2.GenerateDeploymentTokenRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "valid_for": valid_for,
+                "expires_at": expires_at,
+                "request_id": request_id,
+            },
+            fill_request_id=True,
+        )
+        return await self._t.unary(
+            self._stub.GenerateDeploymentToken,
+            "/bai.api.manager.v1.DeploymentService/GenerateDeploymentToken",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def list_deployment_tokens(
+        self,
+        request: deployment_pb2.ListDeploymentTokensRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        include_expired: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.ListDeploymentTokensResponse:
+        """Lists a deployment's unrevoked tokens (without their values), newest
+        first; expired ones only with include_expired. Owner, admins and
+        monitors only (project members: SCOPE_FORBIDDEN). Read-only,
+        idempotent. Errors: INVALID_FIELD, NOT_FOUND, INVALID_PAGE_TOKEN,
+        SCOPE_FORBIDDEN.
+
+        Idempotent: retried on UNAVAILABLE.
+        """
+        req = build_request(
+            deployment_pb2.ListDeploymentTokensRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "page_size": page_size,
+                "page_token": page_token,
+                "include_expired": include_expired,
+            },
+        )
+        return await self._t.unary(
+            self._stub.ListDeploymentTokens,
+            "/bai.api.manager.v1.DeploymentService/ListDeploymentTokens",
+            req,
+            idempotent=True,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+    async def iter_deployment_tokens(
+        self,
+        request: deployment_pb2.ListDeploymentTokensRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        page_size: int | None = None,
+        include_expired: bool | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> AsyncIterator[deployment_pb2.DeploymentToken]:
+        """Every item of list_deployment_tokens(), following next_page_token."""
+        req = build_request(
+            deployment_pb2.ListDeploymentTokensRequest,
+            request,
+            {
+                "deployment_id": deployment_id,
+                "page_size": page_size,
+                "include_expired": include_expired,
+            },
+        )
+        while True:
+            page = await self.list_deployment_tokens(
+                req, timeout=timeout, metadata=metadata, retry=retry
+            )
+            for item in page.tokens:
+                yield item
+            if not page.next_page_token:
+                return
+            req.page_token = page.next_page_token
+
+    async def revoke_deployment_token(
+        self,
+        request: deployment_pb2.RevokeDeploymentTokenRequest | None = None,
+        *,
+        deployment_id: str | None = None,
+        token_id: str | None = None,
+        timeout: float | None = None,
+        metadata: Metadata = (),
+        retry: bool | None = None,
+    ) -> deployment_pb2.RevokeDeploymentTokenResponse:
+        """Revokes a token; the app proxy refuses it within 5 s. Owner and admins
+        only. Idempotent: revoking a revoked or expired token succeeds.
+        Errors: INVALID_FIELD, NOT_FOUND (deployment or token),
+        SCOPE_FORBIDDEN, READ_ONLY_ROLE.
+
+        Not retried unless retry=True.
+        """
+        req = build_request(
+            deployment_pb2.RevokeDeploymentTokenRequest,
+            request,
+            {"deployment_id": deployment_id, "token_id": token_id},
+        )
+        return await self._t.unary(
+            self._stub.RevokeDeploymentToken,
+            "/bai.api.manager.v1.DeploymentService/RevokeDeploymentToken",
+            req,
+            idempotent=False,
+            timeout=timeout,
+            metadata=metadata,
+            retry=retry,
+        )
+
+
 class AsyncDomainService:
     """Domains are the top of the tenancy tree: domain -> projects -> users.
     Superadmins manage all domains; a domain admin and a monitor read their
@@ -8730,6 +11352,7 @@ class SyncServices:
     audit_logs: AuditLogService
     auth: AuthService
     tasks: BackgroundTaskService
+    deployments: DeploymentService
     domains: DomainService
     images: ImageService
     keypairs: KeypairService
@@ -8745,6 +11368,7 @@ class SyncServices:
         self.audit_logs = AuditLogService(transport)
         self.auth = AuthService(transport)
         self.tasks = BackgroundTaskService(transport)
+        self.deployments = DeploymentService(transport)
         self.domains = DomainService(transport)
         self.images = ImageService(transport)
         self.keypairs = KeypairService(transport)
@@ -8763,6 +11387,7 @@ class AsyncServices:
     audit_logs: AsyncAuditLogService
     auth: AsyncAuthService
     tasks: AsyncBackgroundTaskService
+    deployments: AsyncDeploymentService
     domains: AsyncDomainService
     images: AsyncImageService
     keypairs: AsyncKeypairService
@@ -8778,6 +11403,7 @@ class AsyncServices:
         self.audit_logs = AsyncAuditLogService(transport)
         self.auth = AsyncAuthService(transport)
         self.tasks = AsyncBackgroundTaskService(transport)
+        self.deployments = AsyncDeploymentService(transport)
         self.domains = AsyncDomainService(transport)
         self.images = AsyncImageService(transport)
         self.keypairs = AsyncKeypairService(transport)
@@ -8795,6 +11421,7 @@ SERVICE_ATTRIBUTES: dict[str, str] = {
     "bai.api.manager.v1.AuditLogService": "audit_logs",
     "bai.api.manager.v1.AuthService": "auth",
     "bai.api.manager.v1.BackgroundTaskService": "tasks",
+    "bai.api.manager.v1.DeploymentService": "deployments",
     "bai.api.manager.v1.DomainService": "domains",
     "bai.api.manager.v1.ImageService": "images",
     "bai.api.manager.v1.KeypairService": "keypairs",

@@ -76,6 +76,7 @@ PLACEHOLDERS = [
     "bai.api.manager.v1.AgentService",
     "bai.api.manager.v1.BackgroundTaskService",
     "bai.api.manager.v1.AgentRegistryService",
+    "bai.api.manager.v1.DeploymentService",
 ]
 
 
@@ -84,6 +85,7 @@ def register_placeholders(server: grpc.aio.Server) -> list[str]:
         agent_pb2,
         agent_registry_pb2,
         bgtask_pb2,
+        deployment_pb2,
         image_pb2,
         session_pb2,
         vfolder_pb2,

@@ -213,6 +213,13 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """The vfolder is not marked cloneable and the caller does not own it
     (PERMISSION_DENIED).
     """
+    ERROR_REASON_MODEL_DEFINITION_INVALID: _ErrorReason.ValueType  # 170
+    """--- model serving (values 170-189) ---
+    The model definition file (model-definition.yaml or the revision's
+    model_definition_path) is missing where the runtime variant needs it, is
+    not valid YAML, or does not match the schema (FAILED_PRECONDITION).
+    Metadata: "path", "detail".
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Every failed RPC answers with a google.rpc.Status whose details carry one
@@ -415,5 +422,12 @@ or the other way round (FAILED_PRECONDITION). Metadata: "path".
 ERROR_REASON_NOT_CLONEABLE: ErrorReason.ValueType  # 158
 """The vfolder is not marked cloneable and the caller does not own it
 (PERMISSION_DENIED).
+"""
+ERROR_REASON_MODEL_DEFINITION_INVALID: ErrorReason.ValueType  # 170
+"""--- model serving (values 170-189) ---
+The model definition file (model-definition.yaml or the revision's
+model_definition_path) is missing where the runtime variant needs it, is
+not valid YAML, or does not match the schema (FAILED_PRECONDITION).
+Metadata: "path", "detail".
 """
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
