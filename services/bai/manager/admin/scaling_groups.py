@@ -156,7 +156,6 @@ async def delete_scaling_group(db: AsyncSession, p: Principal, name: str) -> Non
     if busy:
         raise in_use
     await db.delete(row)
-    # Finished sessions still name the group; the database refuses then.
     await flush_or_raise(db, in_use)
 
 

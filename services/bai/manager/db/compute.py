@@ -50,7 +50,9 @@ class SessionRow(Base):
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="RESTRICT"))
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
     access_key: Mapped[str] = mapped_column(String(32))
-    scaling_group: Mapped[str] = mapped_column(ForeignKey("scaling_groups.name"))
+    # The group's name, not a reference: finished sessions keep it as history
+    # and must not stop the group from being deleted.
+    scaling_group: Mapped[str] = mapped_column(String(64))
     image: Mapped[str] = mapped_column(String(512))
     architecture: Mapped[str] = mapped_column(String(32), default="x86_64")
     status: Mapped[str] = mapped_column(String(32), default="PENDING")

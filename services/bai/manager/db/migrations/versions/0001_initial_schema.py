@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 02:34:00.510973
+Create Date: 2026-11-27 03:27:43.996736
 """
 
 from __future__ import annotations
@@ -403,11 +403,6 @@ def upgrade() -> None:
             ["projects.id"],
             name=op.f("fk_sessions_project_id_projects"),
             ondelete="RESTRICT",
-        ),
-        sa.ForeignKeyConstraint(
-            ["scaling_group"],
-            ["scaling_groups.name"],
-            name=op.f("fk_sessions_scaling_group_scaling_groups"),
         ),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_sessions_user_id_users"), ondelete="RESTRICT"
