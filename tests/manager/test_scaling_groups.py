@@ -366,7 +366,7 @@ async def test_delete_refused_while_agents_belong(manager: ManagerHandle, channe
 
 
 @pytest.mark.parametrize("status", ["RUNNING", "PENDING", "TERMINATED"])
-async def test_delete_refused_only_while_sessions_live(manager: ManagerHandle, channel, status: str):  # type: ignore[no-untyped-def]
+async def test_delete_refused_only_while_live(manager: ManagerHandle, channel, status: str):  # type: ignore[no-untyped-def]
     # Live sessions make the group IN_USE; finished ones only keep its name as history.
     root = await superadmin(manager)
     name = unique("sg")
