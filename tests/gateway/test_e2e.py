@@ -188,6 +188,8 @@ def test_static_ui(gateway: Gateway) -> None:
     status, _, body = gateway.request("GET", "/ui/sessions/abc")
     assert status == 200
     assert body.startswith(b"<!doctype html>")
+    status, headers, _ = gateway.request("GET", "/")
+    assert status == 301 and headers["location"].endswith("/ui/")
     status, headers, _ = gateway.request("GET", "/ui")
     assert status in (301, 302)
     assert headers["location"].endswith("/ui/")

@@ -213,12 +213,14 @@ def _ui_routes(web_root: Path) -> tuple[list[dict[str, Any]], int]:
         }
     }
     root = web_root.resolve()
+    # "/" and "/ui" lead a browser to the UI; no gRPC or REST path is either.
     routes: list[dict[str, Any]] = [
         {
-            "match": {"path": "/ui"},
+            "match": {"path": path},
             "redirect": {"path_redirect": "/ui/"},
             "typed_per_filter_config": off,
-        },
+        }
+        for path in ("/", "/ui")
     ]
     largest = 0
     index = root / "index.html"
