@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, or_, select, update
+from sqlalchemy import Select, delete, exists, false, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +18,7 @@ from bai.common.errors import AlreadyExists, FailedPrecondition, NotFound
 from bai.manager.admin.resource_policies import flush_or_raise, page_by_name
 from bai.manager.auth.access import (
     Access,
+    can_read_domain_objects,
     can_read_project_of,
     gets_user_view_of_scaling_groups,
     require_scaling_group_reader,
@@ -120,6 +121,9 @@ async def list_scaling_groups(
     query = _readable(p)
     if domain_name:
         query = query.where(ScalingGroupRow.name.in_(_domain_groups(domain_name)))
+        # Another domain's associations are its own business: an empty page.
+        if not can_read_domain_objects(p, domain_name):
+            query = query.where(false())
     query_key = {"list": "scaling_groups", "domain": domain_name}
     return await page_by_name(db, query, ScalingGroupRow.name, page_size, page_token, query_key)
 

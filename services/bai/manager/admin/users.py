@@ -19,6 +19,7 @@ from bai.common.errors import AlreadyExists, FailedPrecondition, NotFound, Permi
 from bai.common.signing import new_keypair
 from bai.manager.auth.access import (
     can_see_user,
+    may_change_role_of,
     may_grant_role,
     require_create_scope,
     require_user_manageable,
@@ -252,6 +253,8 @@ async def update_user(
         raise FailedPrecondition("a deleted user cannot be updated", reason="INVALID_STATE")
     if "role" in changes and not may_grant_role(p, Role(changes["role"])):
         raise PermissionDenied("only a superadmin may grant superadmin", reason="ROLE_FORBIDDEN")
+    if changes.get("role", row.role) != row.role and not may_change_role_of(p, row.id):
+        raise PermissionDenied("you cannot change your own role", reason="ROLE_FORBIDDEN")
     if "resource_policy" in changes:
         await require_reference(
             db, UserResourcePolicyRow, changes["resource_policy"], "resource_policy"

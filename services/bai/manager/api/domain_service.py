@@ -79,11 +79,14 @@ class DomainServicer(domain_pb2_grpc.DomainServiceServicer):
         fields.append("allowed_docker_registries")
         values = domain_values(v, request.domain, fields)
         v.raise_if_any()
-        call.entity_id = call.domain_name = request.domain.name
+        # The target domain only once the call succeeds: a refused call is filed
+        # under the caller's domain, not in another tenant's audit log.
+        call.entity_id = request.domain.name
         values["name"] = request.domain.name
         values["is_active"] = True
         async with self.ctx.sessions() as db, db.begin():
             row = await domains.create_domain(db, call.principal, values)
+        call.domain_name = row.name
         return domain_pb2.CreateDomainResponse(domain=domain_to_proto(row))
 
     @unary()
@@ -119,9 +122,10 @@ class DomainServicer(domain_pb2_grpc.DomainServiceServicer):
         fields = v.mask(request.update_mask.paths, domains.UPDATABLE)
         changes = domain_values(v, request.domain, fields)
         v.raise_if_any()
-        call.entity_id = call.domain_name = request.domain.name
+        call.entity_id = request.domain.name
         async with self.ctx.sessions() as db, db.begin():
             row = await domains.update_domain(db, call.principal, request.domain.name, changes)
+        call.domain_name = row.name
         return domain_pb2.UpdateDomainResponse(domain=domain_to_proto(row))
 
     @unary(audit=("domain", "delete"))
@@ -131,7 +135,8 @@ class DomainServicer(domain_pb2_grpc.DomainServiceServicer):
         v = Violations()
         v.name("name", request.name)
         v.raise_if_any()
-        call.entity_id = call.domain_name = request.name
+        call.entity_id = request.name
         async with self.ctx.sessions() as db, db.begin():
             await domains.delete_domain(db, call.principal, request.name)
+        call.domain_name = request.name
         return domain_pb2.DeleteDomainResponse()

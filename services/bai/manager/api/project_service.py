@@ -143,7 +143,8 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
         policy = pr.resource_policy or "default"
         v.name("project.resource_policy", policy)
         v.raise_if_any()
-        call.entity_id, call.domain_name = pr.name, pr.domain_name
+        # The project's domain only once created: a refused call stays in the caller's.
+        call.entity_id = pr.name
         values.update(
             domain_name=pr.domain_name,
             resource_policy=policy,
@@ -152,7 +153,7 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
         )
         async with self.ctx.sessions() as db, db.begin():
             row = await projects.create_project(db, call.principal, values)
-        call.entity_id = str(row.id)
+        call.entity_id, call.domain_name = str(row.id), row.domain_name
         return project_pb2.CreateProjectResponse(project=project_to_proto(row))
 
     @unary()

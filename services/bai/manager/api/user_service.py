@@ -164,14 +164,15 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         if len(project_ids) > 100:
             v.add("user.project_ids", "at most 100 distinct projects")
         v.raise_if_any()
-        call.entity_id, call.domain_name = u.username, u.domain_name
+        # The user's domain only once created: a refused call stays in the caller's.
+        call.entity_id = u.username
         values["domain_name"] = u.domain_name
         values["password_hash"] = await asyncio.to_thread(hash_password, request.password)
         async with self.ctx.sessions() as db, db.begin():
             created = await users.create_user(
                 db, call.principal, values, project_ids, request.create_keypair
             )
-        call.entity_id = str(created.user.row.id)
+        call.entity_id, call.domain_name = str(created.user.row.id), created.user.row.domain_name
         reply = user_pb2.CreateUserResponse(user=user_to_proto(created.user))
         if created.keypair is not None:
             reply.keypair.CopyFrom(keypair_to_proto(created.keypair))

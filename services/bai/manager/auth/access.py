@@ -61,6 +61,11 @@ def may_grant_role(p: Principal, role: Role) -> bool:
     return p.role is Role.ADMIN and role is not Role.SUPERADMIN
 
 
+def may_change_role_of(p: Principal, user_id: uuid.UUID) -> bool:
+    """Nobody changes their own role (an admin would escalate or lock themselves out)."""
+    return p.user_id != user_id
+
+
 def reads_every_policy(p: Principal) -> bool:
     """Resource policies: everyone but role USER reads all of them."""
     return p.role is not Role.USER
