@@ -346,6 +346,12 @@ async def test_request_id_replay_is_per_caller(
     await fails(users(channel).CreateUser(request, metadata=t.user.md), "ROLE_FORBIDDEN")
     # The first caller still gets its own response back.
     assert await users(channel).CreateUser(request, metadata=t.admin.md) == first
+    # Once demoted, the same caller gets no replay either: the call is authorized again.
+    demote = user_pb2.UpdateUserRequest(
+        user=user_pb2.User(id=t.admin.id, role=R.USER_ROLE_USER), update_mask={"paths": ["role"]}
+    )
+    await users(channel).UpdateUser(demote, metadata=root(manager))
+    await fails(users(channel).CreateUser(request, metadata=t.admin.md), "ROLE_FORBIDDEN")
 
 
 async def test_page_tokens_do_not_cross_queries(

@@ -154,9 +154,14 @@ def _is_connection_error(exc: SQLAlchemyError) -> bool:
 async def _idempotent(
     fn: Handler[Req, Resp], servicer: Servicer, request: Req, call: Call, request_id: str
 ) -> Resp:
-    """Replay the stored response of an earlier call with the same request_id."""
+    """Replay the stored response of an earlier call with the same request_id.
+
+    Entries belong to the caller as they were: with their role in the key, a
+    caller demoted since gets no replay (and no stored secret); the call runs
+    again and is authorized afresh.
+    """
     digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
-    caller = str(call.principal.user_id)
+    caller = f"{call.principal.user_id}:{call.principal.role.value}"
     key = (
         (RequestLogRow.method == call.method)
         & (RequestLogRow.request_id == request_id)
