@@ -569,3 +569,42 @@ async def _refused(call: Any) -> grpc.aio.AioRpcError:
     except grpc.aio.AioRpcError as exc:
         return exc
     raise AssertionError("the call was not refused")
+
+
+async def test_superadmin_writes_are_filed_under_the_affected_domain(
+    manager: ManagerHandle, channel: grpc.aio.Channel
+) -> None:
+    t = await make_tenant(manager, channel)
+    md = root(manager)
+    extra = await keypairs(channel).CreateKeypair(
+        keypair_pb2.CreateKeypairRequest(user_id=t.user.id), metadata=md
+    )
+    access_key = extra.keypair.access_key
+    await keypairs(channel).UpdateKeypair(
+        keypair_pb2.UpdateKeypairRequest(
+            keypair=keypair_pb2.Keypair(access_key=access_key, rate_limit=10),
+            update_mask={"paths": ["rate_limit"]},
+        ),
+        metadata=md,
+    )
+    await keypairs(channel).DeleteKeypair(
+        keypair_pb2.DeleteKeypairRequest(access_key=access_key), metadata=md
+    )
+    members = project_pb2.AddProjectMembersRequest(project_id=t.project_id, user_ids=[t.admin.id])
+    await projects(channel).AddProjectMembers(members, metadata=md)
+    await projects(channel).RemoveProjectMembers(
+        project_pb2.RemoveProjectMembersRequest(project_id=t.project_id, user_ids=[t.admin.id]),
+        metadata=md,
+    )
+    # The tenant's own admin sees what the superadmin did in their domain.
+    seen = await audit(channel).ListAuditLogs(
+        audit_pb2.ListAuditLogsRequest(page_size=100), metadata=t.admin.md
+    )
+    methods = {entry.method.rsplit("/", 1)[1] for entry in seen.entries}
+    assert {
+        "CreateKeypair",
+        "UpdateKeypair",
+        "DeleteKeypair",
+        "AddProjectMembers",
+        "RemoveProjectMembers",
+    } <= methods

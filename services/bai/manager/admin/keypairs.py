@@ -48,7 +48,7 @@ async def create_keypair(
     is_admin: bool,
     resource_policy: str,
     rate_limit: int,
-) -> KeypairRow:
+) -> Owned:
     require_writer(p)
     owner = await db.get(UserRow, user_id, with_for_update=True)
     if owner is None or not can_see_user(p, owner.id, owner.domain_name):
@@ -70,7 +70,7 @@ async def create_keypair(
     db.add(row)
     await flush_or_conflict(db, "keypair")
     await db.refresh(row)
-    return row
+    return Owned(row, owner)
 
 
 @dataclass
@@ -156,7 +156,7 @@ async def _manageable(db: AsyncSession, p: Principal, access_key: str) -> Owned:
 
 async def update_keypair(
     db: AsyncSession, p: Principal, access_key: str, changes: dict[str, Any]
-) -> KeypairRow:
+) -> Owned:
     found = await _manageable(db, p, access_key)
     if changes.get("is_admin"):
         _require_admin_flag_allowed(True, found.owner.role)
@@ -168,12 +168,14 @@ async def update_keypair(
         setattr(found.keypair, key, value)
     await flush_or_conflict(db, "keypair")
     await db.refresh(found.keypair)
-    return found.keypair
+    return found
 
 
-async def delete_keypair(db: AsyncSession, p: Principal, access_key: str) -> None:
+async def delete_keypair(db: AsyncSession, p: Principal, access_key: str) -> str:
+    """Returns the domain the keypair belonged to (for the audit log)."""
     found = await _manageable(db, p, access_key)
     if await db.scalar(select(live_sessions(SessionRow.access_key == access_key))):
         raise FailedPrecondition("sessions created with this keypair still run", reason="IN_USE")
     await db.delete(found.keypair)
     await db.flush()
+    return found.owner.domain_name

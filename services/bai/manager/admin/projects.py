@@ -150,7 +150,8 @@ async def update_project(
     return row
 
 
-async def delete_project(db: AsyncSession, p: Principal, project_id: uuid.UUID) -> None:
+async def delete_project(db: AsyncSession, p: Principal, project_id: uuid.UUID) -> str:
+    """Returns the project's domain (for the audit log)."""
     row = await _manageable(db, p, project_id)
     busy = await db.scalar(
         select(
@@ -166,11 +167,13 @@ async def delete_project(db: AsyncSession, p: Principal, project_id: uuid.UUID) 
         await db.flush()
     except IntegrityError as exc:
         raise FailedPrecondition("the project is still referenced", reason="IN_USE") from exc
+    return row.domain_name
 
 
 async def add_members(
     db: AsyncSession, p: Principal, project_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
-) -> None:
+) -> str:
+    """Returns the project's domain (for the audit log)."""
     row = await _manageable(db, p, project_id)
     users = {
         u.id: u
@@ -195,17 +198,20 @@ async def add_members(
         .values([{"project_id": row.id, "user_id": uid} for uid in user_ids])
         .on_conflict_do_nothing()
     )
+    return row.domain_name
 
 
 async def remove_members(
     db: AsyncSession, p: Principal, project_id: uuid.UUID, user_ids: Sequence[uuid.UUID]
-) -> None:
+) -> str:
+    """Returns the project's domain (for the audit log)."""
     row = await _manageable(db, p, project_id)
     await db.execute(
         delete(ProjectMemberRow).where(
             ProjectMemberRow.project_id == row.id, ProjectMemberRow.user_id.in_(user_ids)
         )
     )
+    return row.domain_name
 
 
 async def list_members(

@@ -270,7 +270,8 @@ async def update_user(
     return UserView(row, (await memberships(db, [row.id]))[row.id])
 
 
-async def delete_user(db: AsyncSession, p: Principal, user_id: uuid.UUID, purge: bool) -> None:
+async def delete_user(db: AsyncSession, p: Principal, user_id: uuid.UUID, purge: bool) -> str:
+    """Returns the user's domain (for the audit log)."""
     require_writer(p)
     if purge and not p.is_superadmin:
         raise PermissionDenied("only a superadmin may purge users", reason="ROLE_FORBIDDEN")
@@ -285,7 +286,7 @@ async def delete_user(db: AsyncSession, p: Principal, user_id: uuid.UUID, purge:
         await db.execute(
             update(KeypairRow).where(KeypairRow.user_id == row.id).values(is_active=False)
         )
-        return
+        return row.domain_name
     busy = await db.scalar(
         select(
             live_sessions(SessionRow.user_id == row.id)
@@ -300,3 +301,4 @@ async def delete_user(db: AsyncSession, p: Principal, user_id: uuid.UUID, purge:
         await db.flush()
     except IntegrityError as exc:
         raise FailedPrecondition("the user is still referenced", reason="IN_USE") from exc
+    return row.domain_name

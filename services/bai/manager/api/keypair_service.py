@@ -58,10 +58,11 @@ class KeypairServicer(keypair_pb2_grpc.KeypairServiceServicer):
         assert user_id is not None
         call.entity_id = str(user_id)
         async with self.ctx.sessions() as db, db.begin():
-            row = await keypairs.create_keypair(
+            created = await keypairs.create_keypair(
                 db, call.principal, user_id, request.is_admin, policy, request.rate_limit
             )
-        call.entity_id = row.access_key
+        row = created.keypair
+        call.entity_id, call.domain_name = row.access_key, created.owner.domain_name
         return keypair_pb2.CreateKeypairResponse(
             keypair=keypair_to_proto(row), secret_key=row.secret_key
         )
@@ -118,8 +119,9 @@ class KeypairServicer(keypair_pb2_grpc.KeypairServiceServicer):
         v.raise_if_any()
         call.entity_id = k.access_key
         async with self.ctx.sessions() as db, db.begin():
-            row = await keypairs.update_keypair(db, call.principal, k.access_key, changes)
-        return keypair_pb2.UpdateKeypairResponse(keypair=keypair_to_proto(row))
+            updated = await keypairs.update_keypair(db, call.principal, k.access_key, changes)
+        call.domain_name = updated.owner.domain_name
+        return keypair_pb2.UpdateKeypairResponse(keypair=keypair_to_proto(updated.keypair))
 
     @unary(audit=("keypair", "delete"))
     async def DeleteKeypair(
@@ -130,5 +132,5 @@ class KeypairServicer(keypair_pb2_grpc.KeypairServiceServicer):
         v.raise_if_any()
         call.entity_id = request.access_key
         async with self.ctx.sessions() as db, db.begin():
-            await keypairs.delete_keypair(db, call.principal, request.access_key)
+            call.domain_name = await keypairs.delete_keypair(db, call.principal, request.access_key)
         return keypair_pb2.DeleteKeypairResponse()

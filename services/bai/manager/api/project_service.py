@@ -208,7 +208,7 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
         v.raise_if_any()
         call.entity_id = str(project_id)
         async with self.ctx.sessions() as db, db.begin():
-            await projects.delete_project(db, call.principal, project_id)
+            call.domain_name = await projects.delete_project(db, call.principal, project_id)
         return project_pb2.DeleteProjectResponse()
 
     @unary(audit=("project", "add-members"))
@@ -221,7 +221,7 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
         v.raise_if_any()
         call.entity_id = str(project_id)
         async with self.ctx.sessions() as db, db.begin():
-            await projects.add_members(db, call.principal, project_id, user_ids)
+            call.domain_name = await projects.add_members(db, call.principal, project_id, user_ids)
         return project_pb2.AddProjectMembersResponse()
 
     @unary(audit=("project", "remove-members"))
@@ -234,7 +234,9 @@ class ProjectServicer(project_pb2_grpc.ProjectServiceServicer):
         v.raise_if_any()
         call.entity_id = str(project_id)
         async with self.ctx.sessions() as db, db.begin():
-            await projects.remove_members(db, call.principal, project_id, user_ids)
+            call.domain_name = await projects.remove_members(
+                db, call.principal, project_id, user_ids
+            )
         return project_pb2.RemoveProjectMembersResponse()
 
     @unary()

@@ -251,6 +251,6 @@ class UserServicer(user_pb2_grpc.UserServiceServicer):
         v.raise_if_any()
         call.entity_id = str(user_id)
         async with self.ctx.sessions() as db, db.begin():
-            await users.delete_user(db, call.principal, user_id, request.purge)
+            call.domain_name = await users.delete_user(db, call.principal, user_id, request.purge)
         await self.ctx.authenticator.revoke_user_tokens(user_id)
         return user_pb2.DeleteUserResponse()
