@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import socket
 import subprocess
 import threading
 import time
@@ -24,17 +23,11 @@ from grpc_status import rpc_status
 
 from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc
 from bai.gateway import gateway_process_argv, render_gateway_config, services_in_descriptor
+from bai.stack.testing import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 DESCRIPTOR = REPO / "gen" / "descriptor" / "bai.binpb"
 STREAM_SERVICE = "gwtest.v1.StreamService"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 # --- a streaming test service, added to a copy of the committed descriptor set ---
@@ -270,7 +263,7 @@ def gateway(
 ) -> Iterator[Gateway]:
     manager, desc = fake_manager
     tmp = tmp_path_factory.mktemp("envoy")
-    port, admin_port = free_port(), free_port()
+    port, admin_port, storage_port = free_ports(3)
     web_root = tmp / "web"
     (web_root / "assets").mkdir(parents=True)
     (web_root / "index.html").write_text("<!doctype html><title>bai</title>")
@@ -281,7 +274,7 @@ def gateway(
             listen_port=port,
             admin_port=admin_port,
             manager_addr=("127.0.0.1", manager.port),
-            storage_addr=("127.0.0.1", free_port()),
+            storage_addr=("127.0.0.1", storage_port),
             descriptor_path=desc,
             services=[*services_in_descriptor(DESCRIPTOR), STREAM_SERVICE],
             listen_address="127.0.0.1",

@@ -22,14 +22,15 @@ import pytest
 from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc
 from bai.common import signing
 from bai.gateway.config import gateway_process_argv, render_gateway_config, services_in_descriptor
-from tests.gateway.conftest import DESCRIPTOR, free_port, wait_ready
+from bai.stack.testing import free_ports
+from tests.gateway.conftest import DESCRIPTOR, wait_ready
 from tests.manager.fixtures import ADMIN_PASSWORD, ManagerHandle
 
 
 @pytest.fixture(scope="module")
 def envoy_port(manager: ManagerHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     tmp = tmp_path_factory.mktemp("real-envoy")
-    port, admin = free_port(), free_port()
+    port, admin, storage = free_ports(3)
     config = tmp / "gateway.yaml"
     host, mgr_port = manager.address.split(":")
     config.write_text(
@@ -37,7 +38,7 @@ def envoy_port(manager: ManagerHandle, tmp_path_factory: pytest.TempPathFactory)
             listen_port=port,
             admin_port=admin,
             manager_addr=(host, int(mgr_port)),
-            storage_addr=("127.0.0.1", free_port()),
+            storage_addr=("127.0.0.1", storage),
             descriptor_path=DESCRIPTOR,
             services=services_in_descriptor(DESCRIPTOR),
             listen_address="127.0.0.1",

@@ -10,12 +10,12 @@ import grpc
 import pytest
 
 from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc
-from bai.common.server import RunningServer, ServerSpec, start_server
+from bai.common.server import RunningServer, start_server
 from bai.manager.bootstrap import bootstrap
 from bai.manager.config import DatabaseConfig, ManagerConfig, RedisConfig
 from bai.manager.context import ManagerContext
 from bai.manager.db.migrations import upgrade_async
-from bai.manager.main import register_services, service_discovery
+from bai.manager.main import manager_server_spec
 
 ADMIN_PASSWORD = "admin-password-1"
 
@@ -47,18 +47,7 @@ async def manager(stack) -> AsyncIterator[ManagerHandle]:  # type: ignore[no-unt
     async with ctx.sessions() as db, db.begin():
         boot = await bootstrap(db, password=ADMIN_PASSWORD)
     assert boot.access_key and boot.secret_key
-    names: list[str] = []
-    spec = ServerSpec(
-        component="manager",
-        bind="127.0.0.1",
-        grpc_port=0,
-        metrics_bind="127.0.0.1",
-        metrics_port=0,
-        service_names=names,
-        register=lambda server: names.extend(register_services(server, ctx)),
-        json_endpoints={"/metrics/service_discovery": lambda: service_discovery(config)},
-    )
-    running = await start_server(spec)
+    running = await start_server(manager_server_spec(ctx))
     address = f"127.0.0.1:{running.grpc_port}"
     async with grpc.aio.insecure_channel(address) as channel:
         login = await auth_pb2_grpc.AuthServiceStub(channel).Login(

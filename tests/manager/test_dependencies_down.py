@@ -9,10 +9,10 @@ import grpc
 import pytest
 
 from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc
-from bai.common.server import ServerSpec, start_server
+from bai.common.server import start_server
 from bai.manager.config import DatabaseConfig, ManagerConfig, RedisConfig
 from bai.manager.context import ManagerContext
-from bai.manager.main import register_services
+from bai.manager.main import manager_server_spec
 from bai.stack.testing import free_ports
 from tests.manager.fixtures import ManagerHandle, bearer
 from tests.rpc_errors import reason_of
@@ -20,17 +20,7 @@ from tests.rpc_errors import reason_of
 
 async def _serve(config: ManagerConfig) -> AsyncIterator[str]:
     ctx = ManagerContext.create(config)
-    names: list[str] = []
-    spec = ServerSpec(
-        component="manager",
-        bind="127.0.0.1",
-        grpc_port=0,
-        metrics_bind="127.0.0.1",
-        metrics_port=0,
-        service_names=names,
-        register=lambda server: names.extend(register_services(server, ctx)),
-    )
-    running = await start_server(spec)
+    running = await start_server(manager_server_spec(ctx))
     try:
         yield f"127.0.0.1:{running.grpc_port}"
     finally:
@@ -42,6 +32,8 @@ async def _serve(config: ManagerConfig) -> AsyncIterator[str]:
 async def no_database(stack) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
     dead = free_ports(1)[0]
     config = ManagerConfig(
+        grpc_port=0,
+        metrics_port=0,
         db=DatabaseConfig(url=f"postgresql+asyncpg://bai:bai@127.0.0.1:{dead}/bai"),
         redis=RedisConfig(url=stack.redis_url),
     )

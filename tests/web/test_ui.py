@@ -43,7 +43,8 @@ from bai.gateway import (
     render_gateway_config,
     services_in_descriptor,
 )
-from tests.gateway.conftest import DESCRIPTOR, free_port, wait_ready
+from bai.stack.testing import free_ports
+from tests.gateway.conftest import DESCRIPTOR, wait_ready
 from tests.web.cdp import Browser, find_browser
 
 pytestmark = pytest.mark.slow
@@ -249,14 +250,14 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
     tmp = tmp_path_factory.mktemp("web")
     fake = FakeManager()
     manager_port = fake.start()
-    port, admin_port = free_port(), free_port()
+    port, admin_port, storage_port = free_ports(3)
     config = tmp / "gateway.yaml"
     config.write_text(
         render_gateway_config(
             listen_port=port,
             admin_port=admin_port,
             manager_addr=("127.0.0.1", manager_port),
-            storage_addr=("127.0.0.1", free_port()),
+            storage_addr=("127.0.0.1", storage_port),
             descriptor_path=DESCRIPTOR,
             services=services_in_descriptor(DESCRIPTOR),
             listen_address="127.0.0.1",

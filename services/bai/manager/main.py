@@ -116,27 +116,28 @@ def service_discovery(config: ManagerConfig) -> list[dict[str, object]]:
     return groups
 
 
-async def start(config: ManagerConfig) -> None:
-    ctx = ManagerContext.create(config)
-    await upgrade_async(config.db.url)
-    ctx.start_background()
-
+def manager_server_spec(ctx: ManagerContext) -> ServerSpec:
+    """The manager's gRPC server and metrics port, as `bai manager start` and the
+    tests run it."""
+    config = ctx.config
     names: list[str] = []
-
-    def register(server: grpc.aio.Server) -> None:
-        names.extend(register_services(server, ctx))
-
-    spec = ServerSpec(
+    return ServerSpec(
         component="manager",
         bind=config.bind,
         grpc_port=config.grpc_port,
         metrics_bind=config.metrics_bind,
         metrics_port=config.metrics_port,
         service_names=names,
-        register=register,
+        register=lambda server: names.extend(register_services(server, ctx)),
         json_endpoints={"/metrics/service_discovery": lambda: service_discovery(config)},
     )
-    await run_until_signalled(spec, ctx.close)
+
+
+async def start(config: ManagerConfig) -> None:
+    ctx = ManagerContext.create(config)
+    await upgrade_async(config.db.url)
+    ctx.start_background()
+    await run_until_signalled(manager_server_spec(ctx), ctx.close)
 
 
 async def run_bootstrap(config: ManagerConfig, args: argparse.Namespace) -> int:

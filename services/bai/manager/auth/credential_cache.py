@@ -15,7 +15,8 @@ from typing import Generic, TypeVar
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
-_MISSING = object()
+# What `peek` returns for a key never cached (None is a valid cached value).
+MISSING = object()
 
 
 class EpochCache(Generic[K, V]):
@@ -26,9 +27,9 @@ class EpochCache(Generic[K, V]):
         self._entries: dict[K, tuple[V, bytes | None, float]] = {}
 
     def peek(self, key: K) -> V | object:
-        """The cached value regardless of freshness, or _MISSING."""
+        """The cached value regardless of freshness, or MISSING."""
         hit = self._entries.get(key)
-        return _MISSING if hit is None else hit[0]
+        return MISSING if hit is None else hit[0]
 
     def fresh(self, key: K, epoch: bytes | None) -> bool:
         hit = self._entries.get(key)
@@ -49,6 +50,3 @@ class EpochCache(Generic[K, V]):
 
     def clear(self) -> None:
         self._entries.clear()
-
-
-MISSING = _MISSING
