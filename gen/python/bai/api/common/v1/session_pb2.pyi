@@ -315,6 +315,10 @@ class _LifecycleReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Lifec
     """A deployment scaled in and removed this replica."""
     LIFECYCLE_REASON_NO_CAPACITY: _LifecycleReason.ValueType  # 26
     """No agent could ever hold the request (scheduler gave up)."""
+    LIFECYCLE_REASON_OUT_OF_MEMORY: _LifecycleReason.ValueType  # 27
+    """The kernel exceeded its memory limit and was killed by the kernel's
+    OOM killer.
+    """
 
 class LifecycleReason(_LifecycleReason, metaclass=_LifecycleReasonEnumTypeWrapper):
     """Why a session or kernel changed state (KernelLifecycleEventReason
@@ -381,6 +385,10 @@ LIFECYCLE_REASON_SERVICE_SCALED_DOWN: LifecycleReason.ValueType  # 25
 """A deployment scaled in and removed this replica."""
 LIFECYCLE_REASON_NO_CAPACITY: LifecycleReason.ValueType  # 26
 """No agent could ever hold the request (scheduler gave up)."""
+LIFECYCLE_REASON_OUT_OF_MEMORY: LifecycleReason.ValueType  # 27
+"""The kernel exceeded its memory limit and was killed by the kernel's
+OOM killer.
+"""
 Global___LifecycleReason: _TypeAlias = LifecycleReason  # noqa: Y015
 
 class _AppProtocol:

@@ -1,0 +1,1 @@
+"""Compute plugins (cpu, mem, cuda): capacity, allocation and device stats."""

@@ -1,0 +1,1 @@
+"""Session lifecycle: naming, state machine, events, scheduling rounds and agent dispatch."""

@@ -1,0 +1,119 @@
+"""The session event feed: a Redis stream every manager replica writes and reads.
+
+Each entry holds one serialized `SessionEvent` (without its cursor) plus the
+fields WatchEvents filters and authorizes on. The entry id is the event's
+cursor, so a client that lost its stream resumes with the last cursor it
+processed; entries are kept for at least `RETENTION` (older cursors answer
+CURSOR_EXPIRED). Events are published after the state change is committed:
+they notify, the database stays the truth.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bai.api.manager.v1 import session_pb2
+from bai.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
+
+STREAM_KEY = "bai:session-events"
+RETENTION = timedelta(hours=2)
+# A hard cap as well, so a flood of events cannot fill Redis.
+MAX_ENTRIES = 200_000
+
+
+@dataclass(frozen=True)
+class EventScope:
+    """Who an event concerns, for filtering and authorization."""
+
+    session_id: str
+    access_key: str
+    user_id: str
+    project_id: str
+    domain_name: str
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    cursor: str
+    scope: EventScope
+    event: session_pb2.SessionEvent
+
+
+async def publish(redis: Redis, event: session_pb2.SessionEvent, scope: EventScope) -> str:
+    """Append the event; returns its cursor."""
+    min_id = int((time.time() - RETENTION.total_seconds()) * 1000)
+    fields: dict[str, bytes | str] = {
+        "e": event.SerializeToString(),
+        "s": scope.session_id,
+        "a": scope.access_key,
+        "u": scope.user_id,
+        "p": scope.project_id,
+        "d": scope.domain_name,
+    }
+    entry_id = await redis.xadd(STREAM_KEY, fields, minid=min_id, approximate=True)  # type: ignore[arg-type]
+    await redis.xtrim(STREAM_KEY, maxlen=MAX_ENTRIES, approximate=True)
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def _parse_cursor(cursor: str) -> tuple[int, int]:
+    ms, sep, seq = cursor.partition("-")
+    if not sep or not ms.isdigit() or not seq.isdigit() or len(cursor) > 40:
+        raise InvalidArgument([FieldViolation("cursor", "is not a cursor from an earlier event")])
+    return int(ms), int(seq)
+
+
+async def latest_cursor(redis: Redis) -> str:
+    """The cursor of the newest event ("0-0" when none): start "from now"."""
+    entries = await redis.xrevrange(STREAM_KEY, count=1)
+    if not entries:
+        return "0-0"
+    entry_id = entries[0][0]
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+async def check_cursor(redis: Redis, cursor: str) -> str:
+    """Validate a client's cursor; CURSOR_EXPIRED when events after it were trimmed."""
+    ms, seq = _parse_cursor(cursor)
+    oldest = await redis.xrange(STREAM_KEY, count=1)
+    if oldest:
+        oldest_id = oldest[0][0]
+        oldest_ms, oldest_seq = _parse_cursor(
+            oldest_id.decode() if isinstance(oldest_id, bytes) else str(oldest_id)
+        )
+        # Events right after the cursor must still be in the stream.
+        if (ms, seq) < (oldest_ms, oldest_seq) and (ms, seq) != (oldest_ms, oldest_seq - 1):
+            raise FailedPrecondition(
+                "events after this cursor are no longer retained", reason="CURSOR_EXPIRED"
+            )
+    return cursor
+
+
+def _decode(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> StoredEvent:
+    cursor = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    event = session_pb2.SessionEvent.FromString(fields[b"e"])
+    event.cursor = cursor
+    scope = EventScope(
+        session_id=fields[b"s"].decode(),
+        access_key=fields[b"a"].decode(),
+        user_id=fields[b"u"].decode(),
+        project_id=fields[b"p"].decode(),
+        domain_name=fields[b"d"].decode(),
+    )
+    return StoredEvent(cursor, scope, event)
+
+
+async def read_after(
+    redis: Redis, cursor: str, *, block: timedelta | None, count: int = 500
+) -> list[StoredEvent]:
+    """Events after `cursor`, oldest first; waits up to `block` when there are none."""
+    block_ms = None if block is None else max(1, int(block.total_seconds() * 1000))
+    result: Any = await redis.xread({STREAM_KEY: cursor}, count=count, block=block_ms)
+    return [
+        _decode(entry_id, fields) for _key, entries in result or [] for entry_id, fields in entries
+    ]
