@@ -92,27 +92,39 @@ def ensure_installed(components: Iterable[str] | None = None) -> list[str]:
     runs at most once per process. Components without a Debian package (Envoy comes
     from PyPI) are ignored.
     """
-    global _updated
     with _lock:
         packages = missing_packages(components)
         if not packages:
             return []
-        if shutil.which("apt-get") is None:
-            raise StackError(f"missing {', '.join(packages)} and apt-get is not available")
-        if not _updated:
-            _apt(["update"])
-            _updated = True
-        wrote_policy = False
-        if os.geteuid() == 0 and not _POLICY_RC_D.exists():
-            _POLICY_RC_D.write_text(_POLICY_BODY)
-            _POLICY_RC_D.chmod(0o755)
-            wrote_policy = True
-        try:
-            _apt(["install", "-y", "--no-install-recommends", *packages])
-        finally:
-            if wrote_policy:
-                _POLICY_RC_D.unlink(missing_ok=True)
+        _install(packages)
         still = missing_packages(components)
         if still:
             raise StackError(f"installed {', '.join(packages)} but {', '.join(still)} missing")
         return packages
+
+
+def install_packages(packages: Iterable[str]) -> None:
+    """apt-get install these Debian packages (no-op for an empty list)."""
+    wanted = list(packages)
+    if wanted:
+        with _lock:
+            _install(wanted)
+
+
+def _install(packages: list[str]) -> None:
+    global _updated
+    if shutil.which("apt-get") is None:
+        raise StackError(f"missing {', '.join(packages)} and apt-get is not available")
+    if not _updated:
+        _apt(["update"])
+        _updated = True
+    wrote_policy = False
+    if os.geteuid() == 0 and not _POLICY_RC_D.exists():
+        _POLICY_RC_D.write_text(_POLICY_BODY)
+        _POLICY_RC_D.chmod(0o755)
+        wrote_policy = True
+    try:
+        _apt(["install", "-y", "--no-install-recommends", *packages])
+    finally:
+        if wrote_policy:
+            _POLICY_RC_D.unlink(missing_ok=True)
