@@ -1,6 +1,6 @@
 """``bai``: the command line of the bai platform.
 
-Client commands (login, whoami, config, admin, ...) talk to the API through
+Client commands (login, whoami, config, admin, session, run, ...) talk to the API through
 bai.client; server commands (manager, stack, agent, storage, coordinator) hand
 their arguments to that component's own CLI. Command modules are imported only
 when their command runs, so ``bai --help`` stays fast.
@@ -26,6 +26,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "bai.cli.admin",
         "manage domains, projects, users, keypairs, policies, scaling groups; read audit logs",
     ),
+    "session": (
+        "bai.cli.session_cmd",
+        "create, list, inspect and destroy sessions; exec code, follow logs, events, stats",
+    ),
+    "run": ("bai.cli.run_cmd", "run code in a new session, then destroy it"),
 }
 # server command -> (module whose main(argv) runs it, one-line help)
 SERVERS: dict[str, tuple[str, str]] = {
@@ -47,6 +52,7 @@ exit codes:
   0 success; 1 other error; 2 usage or invalid argument; 3 authentication;
   4 not found or permission denied; 5 conflict (already exists, in use, wrong state);
   6 server unavailable or timed out; 130 interrupted.
+  `bai run` and `bai session exec` exit with the exit code of the code they ran.
 """
 
 
