@@ -1,5 +1,6 @@
 """Agent, storage proxy and coordinator start as real processes: config from etcd,
-health, reflection, /metrics, precise NOT_IMPLEMENTED answers, clean SIGTERM."""
+health, reflection, /metrics, clean SIGTERM; the placeholders (storage proxy,
+coordinator) give precise NOT_IMPLEMENTED answers, the agent answers for real."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import grpc
 import pytest
@@ -18,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from bai.common.global_config import put_global_config
-from bai.stack.testing import free_ports
+from bai.stack.testing import ThrowawayStack, free_ports
 
 CASES = [
     ("agent", "bai.api.agent.v1.AgentService", "GetHealth"),
@@ -41,16 +43,20 @@ def _wait_serving(address: str, timeout: float = 20) -> None:
 
 
 @pytest.mark.parametrize(("component", "service", "method"), CASES)
-async def test_component_process(stack, component: str, service: str, method: str) -> None:  # type: ignore[no-untyped-def]
+async def test_component_process(
+    stack: ThrowawayStack, tmp_path: Path, component: str, service: str, method: str
+) -> None:
     prefix = f"/bai-test-{component}"
     # The log level comes from etcd's shared config: proof the layer is read.
     await put_global_config(
         stack.etcd_host, stack.etcd_port, prefix, component, "log_level", "debug"
     )
-    await asyncio.to_thread(_run_component, stack, component, service, method, prefix)
+    await asyncio.to_thread(_run_component, stack, component, service, method, prefix, tmp_path)
 
 
-def _run_component(stack, component: str, service: str, method: str, prefix: str) -> None:  # type: ignore[no-untyped-def]
+def _run_component(
+    stack: ThrowawayStack, component: str, service: str, method: str, prefix: str, tmp: Path
+) -> None:
     grpc_port, metrics_port, extra = free_ports(3)
     upper = component.upper()
     env = {
@@ -61,6 +67,9 @@ def _run_component(stack, component: str, service: str, method: str, prefix: str
         f"BAI_{upper}__ETCD__HOST": stack.etcd_host,
         f"BAI_{upper}__ETCD__PORT": str(stack.etcd_port),
         f"BAI_{upper}__ETCD__PREFIX": prefix,
+        # The agent's kernel records and scratch; no manager listens there.
+        "BAI_AGENT__STATE_DIR": str(tmp / "agent-state"),
+        "BAI_AGENT__MANAGER_ADDR": f"127.0.0.1:{extra}",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", f"bai.{component}", "start"],
@@ -85,11 +94,14 @@ def _run_component(stack, component: str, service: str, method: str, prefix: str
             call = ch.unary_unary(
                 f"/{service}/{method}", request_serializer=lambda m: m.SerializeToString()
             )
-            with pytest.raises(grpc.RpcError) as info:
-                call(empty_pb2.Empty(), timeout=5)
-            assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-            details = dict(info.value.trailing_metadata() or ())
-            assert b"NOT_IMPLEMENTED" in details["grpc-status-details-bin"]
+            if component == "agent":
+                _check_agent(ch)
+            else:
+                with pytest.raises(grpc.RpcError) as info:
+                    call(empty_pb2.Empty(), timeout=5)
+                assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+                details = dict(info.value.trailing_metadata() or ())
+                assert b"NOT_IMPLEMENTED" in details["grpc-status-details-bin"]
         body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read()
         assert b"python_info" in body
     finally:
@@ -98,3 +110,15 @@ def _run_component(stack, component: str, service: str, method: str, prefix: str
     assert proc.returncode == 0, out.decode()
     assert b'"log_level": "debug"' in out  # the etcd layer was applied
     assert b'"component": "' + component.encode() + b'"' in out
+
+
+def _check_agent(channel: grpc.Channel) -> None:
+    from bai.api.agent.v1 import agent_pb2, agent_pb2_grpc
+
+    stub = agent_pb2_grpc.AgentServiceStub(channel)
+    health = stub.GetHealth(agent_pb2.GetHealthRequest(), timeout=10)
+    assert health.agent_id == "agent-1"
+    assert health.boot_id
+    assert {c.name for c in health.checks} >= {"container-runtime", "manager-stream"}
+    kernels = stub.ListKernels(agent_pb2.ListKernelsRequest(), timeout=10)
+    assert list(kernels.kernels) == []

@@ -9,6 +9,7 @@ and etcd at start-up.
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 
 import grpc
@@ -21,6 +22,8 @@ from bai.gateway.config import (
     services_in_descriptor,
 )
 from bai.stack.config import StackConfig, repo_root
+from bai.stack.docker_host import ensure_dockerd
+from bai.stack.errors import StackError
 from bai.stack.health import http_ok
 from bai.stack.spec import HealthCheck, ProcessSpec, register_component
 
@@ -47,6 +50,16 @@ def _service_env(config: StackConfig, prefix: str) -> dict[str, str]:
     }
 
 
+def internal_token(config: StackConfig) -> str:
+    """The secret agents and the manager show each other, made once per state dir."""
+    path = config.state_dir / "internal-token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def manager(config: StackConfig) -> ProcessSpec:
     port = config.port("manager")
     env = _service_env(config, "BAI_MANAGER")
@@ -61,6 +74,7 @@ def manager(config: StackConfig) -> ProcessSpec:
         "BAI_MANAGER__DB__URL": config.pg_dsn,
         "BAI_MANAGER__REDIS__URL": config.redis_url,
         "BAI_MANAGER__SCRAPE_TARGETS": json.dumps(scrape),
+        "BAI_MANAGER__AGENT__INTERNAL_TOKEN": internal_token(config),
     }
     return ProcessSpec(
         name="manager",
@@ -92,6 +106,43 @@ def _thin(name: str, extra: dict[str, str]) -> object:
         )
 
     return spec
+
+
+def agent(config: StackConfig) -> ProcessSpec:
+    """One agent on this host; it registers with the stack's manager.
+
+    Its runtime is chosen at start ("auto": Docker when dockerd answers, else
+    the bubblewrap process runtime); `prepare` starts the host's dockerd when it
+    is installed but not running.
+    """
+    port = config.port("agent")
+    state = config.component_dir("agent")
+    env = _service_env(config, "BAI_AGENT") | {
+        "BAI_AGENT__GRPC_PORT": str(port),
+        "BAI_AGENT__METRICS_PORT": str(config.port("agent-metrics")),
+        "BAI_AGENT__MANAGER_ADDR": f"{config.host}:{config.port('manager')}",
+        "BAI_AGENT__PUBLIC_HOST": config.host,
+        "BAI_AGENT__STATE_DIR": str(state),
+        "BAI_AGENT__INTERNAL_TOKEN": internal_token(config),
+    }
+
+    def prepare() -> None:
+        state.mkdir(parents=True, exist_ok=True)
+        try:
+            ensure_dockerd()
+        except StackError as exc:
+            # The agent then runs kernels with the process runtime.
+            print(f"agent: no Docker ({exc}); kernels will use the process runtime")
+
+    return ProcessSpec(
+        name="agent",
+        argv=[sys.executable, "-m", "bai.agent", "start"],
+        env=env,
+        port=port,
+        health=grpc_serving(config.host, port),
+        prepare=prepare,
+        cwd=repo_root(),
+    )
 
 
 def envoy(config: StackConfig) -> ProcessSpec:
@@ -127,6 +178,6 @@ def envoy(config: StackConfig) -> ProcessSpec:
 
 register_component("manager", manager, replace=True)
 register_component("storage", _thin("storage", {"MANAGER_PORT": "storage-manager"}), replace=True)  # type: ignore[arg-type]
-register_component("agent", _thin("agent", {}), replace=True)  # type: ignore[arg-type]
+register_component("agent", agent, replace=True)
 register_component("coordinator", _thin("coordinator", {}), replace=True)  # type: ignore[arg-type]
 register_component("envoy", envoy, replace=True)

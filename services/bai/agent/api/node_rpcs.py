@@ -1,0 +1,113 @@
+"""AgentService handlers for the node: ports, images, hardware, health; apps later."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from bai.agent.api.edge import Context, streaming, unary
+from bai.agent.config import AgentConfig
+from bai.agent.context import AgentContext
+from bai.agent.kernels.image_ops import image_not_found, needs_pull
+from bai.agent.kernels.lifecycle import KernelManager
+from bai.agent.node import hardware_info, health
+from bai.api.agent.v1 import agent_pb2
+from bai.common.errors import InvalidArgument, Unimplemented
+from bai.common.grpc_errors import to_rpc_status
+
+APPS_LATER = "apps (service ports) land with the app proxy"
+
+
+class NodeRpcs:
+    config: AgentConfig
+    ctx: AgentContext
+    km: KernelManager
+
+    @unary
+    async def AssignPort(
+        self, request: agent_pb2.AssignPortRequest, context: Context
+    ) -> agent_pb2.AssignPortResponse:
+        return agent_pb2.AssignPortResponse(port=self.ctx.ports.assign(request.request_id))
+
+    @unary
+    async def ReleasePort(
+        self, request: agent_pb2.ReleasePortRequest, context: Context
+    ) -> agent_pb2.ReleasePortResponse:
+        self.ctx.ports.release(request.port)
+        return agent_pb2.ReleasePortResponse()
+
+    @streaming
+    async def CheckAndPullImage(
+        self, request: agent_pb2.CheckAndPullImageRequest, context: Context
+    ) -> AsyncIterator[agent_pb2.CheckAndPullImageResponse]:
+        if not request.image.canonical:
+            raise InvalidArgument.field("image.canonical", "is required")
+        images = self.km.images
+        local = await self.ctx.runtime.inspect_image(request.image.canonical)
+        pulling = needs_pull(local, request.image, request.pull_policy)
+        if pulling:
+            async for progress in images.pull(request.image):
+                yield agent_pb2.CheckAndPullImageResponse(
+                    progress=agent_pb2.ImageProgress(
+                        current_bytes=progress.current_bytes,
+                        total_bytes=progress.total_bytes,
+                        message=progress.message,
+                    )
+                )
+            local = await self.ctx.runtime.inspect_image(request.image.canonical)
+        if local is None:
+            raise image_not_found(request.image)
+        outcome = (
+            agent_pb2.PULL_OUTCOME_PULLED if pulling else agent_pb2.PULL_OUTCOME_ALREADY_PRESENT
+        )
+        result = agent_pb2.PullResult(outcome=outcome, digest=local.digest)
+        yield agent_pb2.CheckAndPullImageResponse(result=result)
+
+    @unary
+    async def ListImages(
+        self, request: agent_pb2.ListImagesRequest, context: Context
+    ) -> agent_pb2.ListImagesResponse:
+        return agent_pb2.ListImagesResponse(images=await self.km.images.installed())
+
+    @unary
+    async def PurgeImages(
+        self, request: agent_pb2.PurgeImagesRequest, context: Context
+    ) -> agent_pb2.PurgeImagesResponse:
+        if any(not ref for ref in request.images):
+            raise InvalidArgument.field("images", "must not contain empty references")
+        reply = agent_pb2.PurgeImagesResponse()
+        for ref, error in await self.km.images.purge(list(request.images), request.force):
+            result = reply.results.add(image=ref)
+            if error is not None:
+                result.error.CopyFrom(to_rpc_status(error)[1])
+        return reply
+
+    @unary
+    async def GatherHardwareInfo(
+        self, request: agent_pb2.GatherHardwareInfoRequest, context: Context
+    ) -> agent_pb2.GatherHardwareInfoResponse:
+        return agent_pb2.GatherHardwareInfoResponse(hardware=await hardware_info(self.ctx))
+
+    @unary
+    async def GetHealth(
+        self, request: agent_pb2.GetHealthRequest, context: Context
+    ) -> agent_pb2.GetHealthResponse:
+        return await health(self.ctx, len(self.km.live()))
+
+    @unary
+    async def StartService(
+        self, request: agent_pb2.StartServiceRequest, context: Context
+    ) -> agent_pb2.StartServiceResponse:
+        raise Unimplemented(APPS_LATER)
+
+    @unary
+    async def ShutdownService(
+        self, request: agent_pb2.ShutdownServiceRequest, context: Context
+    ) -> agent_pb2.ShutdownServiceResponse:
+        raise Unimplemented(APPS_LATER)
+
+    @streaming
+    async def CommitKernel(
+        self, request: agent_pb2.CommitKernelRequest, context: Context
+    ) -> AsyncIterator[agent_pb2.CommitKernelResponse]:
+        raise Unimplemented("committing kernels to images is not implemented yet")
+        yield agent_pb2.CommitKernelResponse()  # pragma: no cover - makes this a generator

@@ -1,0 +1,169 @@
+"""Pure decisions about one kernel's sandbox: environment, runner config, mounts, limits."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bai.agent.kernels.records import KernelRecord
+from bai.agent.runner.layout import RUN_MOUNT, RUNNER_MOUNT, WORK_DIR
+from bai.agent.runtime.base import (
+    LABEL_AGENT_ID,
+    LABEL_KERNEL_ID,
+    LABEL_SESSION_ID,
+    BindMount,
+    PortMapping,
+    SandboxSpec,
+)
+from bai.api.common.v1 import session_pb2, storage_pb2
+
+SCRATCH_MOUNT = WORK_DIR
+DEFAULT_SHMEM = 64 * 1024 * 1024
+
+_SESSION_TYPE_NAMES: dict[int, str] = {
+    session_pb2.SESSION_TYPE_UNSPECIFIED: "interactive",
+    session_pb2.SESSION_TYPE_INTERACTIVE: "interactive",
+    session_pb2.SESSION_TYPE_BATCH: "batch",
+    session_pb2.SESSION_TYPE_INFERENCE: "inference",
+    session_pb2.SESSION_TYPE_SYSTEM: "system",
+}
+
+
+def session_type_name(value: int) -> str:
+    return _SESSION_TYPE_NAMES.get(value, "interactive")
+
+
+def is_batch(record: KernelRecord) -> bool:
+    return record.config.session_type == session_pb2.SESSION_TYPE_BATCH
+
+
+def cluster_environ(record: KernelRecord) -> dict[str, str]:
+    """BAI_CLUSTER_* and the same under BACKENDAI_CLUSTER_* (upstream images)."""
+    cluster, config = record.cluster, record.config
+    multi = cluster.mode == session_pb2.CLUSTER_MODE_MULTI_NODE
+    hostnames = list(cluster.hostnames) or [config.cluster_hostname or "main1"]
+    values = {
+        "MODE": "multi-node" if multi else "single-node",
+        "SIZE": str(cluster.size or len(hostnames)),
+        "REPLICAS": ",".join(f"{role}:{n}" for role, n in sorted(cluster.replicas.items()))
+        or f"{config.cluster_role or 'main'}:1",
+        "HOSTS": ",".join(hostnames),
+        "HOST": config.cluster_hostname or hostnames[0],
+        "ROLE": config.cluster_role or "main",
+        "IDX": str(config.cluster_idx or 1),
+        "LOCAL_RANK": str(config.local_rank),
+    }
+    environ: dict[str, str] = {}
+    for prefix in ("BAI_CLUSTER_", "BACKENDAI_CLUSTER_"):
+        environ.update({prefix + key: value for key, value in values.items()})
+    return environ
+
+
+def kernel_environ(record: KernelRecord) -> dict[str, str]:
+    """User environment, then plugin environment, then the agent's own variables."""
+    config = record.config
+    environ = dict(config.environ)
+    for allocation in record.allocations:
+        environ.update(allocation.environ)
+    for prefix in ("BAI_", "BACKENDAI_"):
+        environ[prefix + "KERNEL_ID"] = config.kernel_id
+        environ[prefix + "SESSION_ID"] = config.session_id
+        environ[prefix + "SESSION_NAME"] = config.session_name
+        environ[prefix + "SESSION_TYPE"] = session_type_name(config.session_type)
+    environ.update(cluster_environ(record))
+    environ.setdefault("HOME", SCRATCH_MOUNT)
+    if config.uid:
+        environ["LOCAL_USER_ID"] = str(config.uid)
+    if config.main_gid:
+        environ["LOCAL_GROUP_ID"] = str(config.main_gid)
+    return environ
+
+
+def runner_config(record: KernelRecord) -> dict[str, Any]:
+    """kernel.json, read by the in-kernel runner at start."""
+    config = record.config
+    timeout = (
+        config.batch_timeout.ToTimedelta().total_seconds()
+        if config.HasField("batch_timeout")
+        else 0
+    )
+    return {
+        "kernel_id": config.kernel_id,
+        "session_id": config.session_id,
+        "session_type": session_type_name(config.session_type),
+        "startup_command": config.startup_command,
+        "bootstrap_script": config.bootstrap_script,
+        "batch_timeout_seconds": timeout,
+    }
+
+
+def _slot(record: KernelRecord, name: str) -> Decimal:
+    total = Decimal(0)
+    for allocation in record.allocations:
+        total += allocation.slots.get(name, Decimal(0))
+    if total == 0:
+        raw = record.config.resource_slots.slots.get(name, "0")
+        total = Decimal(raw)
+    return total
+
+
+def vfolder_mounts(record: KernelRecord) -> list[BindMount]:
+    mounts = []
+    for vf in record.config.vfolder_mounts:
+        if not vf.host_path:
+            continue
+        target = vf.kernel_path or f"{SCRATCH_MOUNT}/{vf.name}"
+        read_only = vf.permission == storage_pb2.MOUNT_PERMISSION_READ_ONLY
+        mounts.append(BindMount(Path(vf.host_path), target, read_only))
+    for extra in record.config.extra_mounts:
+        if extra.type in (session_pb2.MOUNT_TYPE_BIND, session_pb2.MOUNT_TYPE_UNSPECIFIED):
+            read_only = extra.permission == storage_pb2.MOUNT_PERMISSION_READ_ONLY
+            mounts.append(BindMount(Path(extra.source), extra.target, read_only))
+    return mounts
+
+
+def sandbox_spec(
+    record: KernelRecord,
+    *,
+    agent_id: str,
+    scratch: Path,
+    run_dir: Path,
+    runner_dir: Path,
+    command: list[str],
+    port_mappings: list[PortMapping],
+) -> SandboxSpec:
+    config = record.config
+    devices: list[str] = []
+    gpu_ids: list[str] = []
+    for allocation in record.allocations:
+        devices.extend(allocation.device_paths)
+        if allocation.plugin == "cuda":
+            gpu_ids.extend(share.device_id for share in allocation.shares)
+    mounts = [
+        BindMount(scratch, SCRATCH_MOUNT),
+        BindMount(run_dir, RUN_MOUNT),
+        BindMount(runner_dir, RUNNER_MOUNT, read_only=True),
+        *vfolder_mounts(record),
+    ]
+    return SandboxSpec(
+        kernel_id=config.kernel_id,
+        session_id=config.session_id,
+        agent_id=agent_id,
+        image=record.image_ref,
+        command=command,
+        environ=kernel_environ(record),
+        cpu_limit=_slot(record, "cpu"),
+        mem_limit=int(_slot(record, "mem")),
+        shmem_bytes=config.resource_opts.shmem_bytes or DEFAULT_SHMEM,
+        mounts=mounts,
+        ports=port_mappings,
+        labels={
+            LABEL_AGENT_ID: agent_id,
+            LABEL_KERNEL_ID: config.kernel_id,
+            LABEL_SESSION_ID: config.session_id,
+        },
+        hostname=config.cluster_hostname or "main1",
+        devices=sorted(set(devices)),
+        gpu_device_ids=sorted(set(gpu_ids)),
+    )
