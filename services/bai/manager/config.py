@@ -31,6 +31,38 @@ class AuthConfig(BaseModel):
     usage_flush_seconds: float = Field(default=10.0, gt=0)
 
 
+class AgentConfig(BaseModel):
+    """The agents' registry streams and liveness."""
+
+    # Told to agents at registration: how often they send a heartbeat.
+    heartbeat_interval: float = Field(default=20.0, gt=0)
+    # An agent silent for this long becomes LOST and its kernels end (agent-lost).
+    agent_lost_timeout: float = Field(default=30.0, gt=0)
+    # How often the liveness sweeper looks for silent agents.
+    liveness_sweep_interval: float = Field(default=5.0, gt=0)
+    # Shared secret agents send as "x-bai-internal-token" (and receive on manager
+    # calls); "" = not enforced (development).
+    internal_token: str = ""
+    # Domain admins may not read agents at all (AgentService is then for
+    # superadmins and monitors only).
+    hide_agents: bool = False
+
+
+class SessionSchedulerConfig(BaseModel):
+    """The session scheduler and lifecycle sweeper (per-group policies live in the DB)."""
+
+    # Run the scheduling loop and sweeper in this process.
+    enabled: bool = True
+    # Rounds run on every enqueue/release wake-up and at least this often.
+    tick_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Groups without strict_fifo in their scheduler_opts: may smaller sessions
+    # overtake one that does not fit (False: backfill)?
+    strict_fifo: bool = False
+    max_sessions_per_round: int = Field(default=1000, ge=1, le=100_000)
+    # How often timeouts of transitional statuses are checked.
+    sweep_seconds: float = Field(default=5.0, gt=0, le=300)
+
+
 class ManagerConfig(ComponentConfig):
     grpc_port: int = Field(default=8091, ge=0, le=65535)
     metrics_port: int = Field(default=18080, ge=0, le=65535)
@@ -40,3 +72,5 @@ class ManagerConfig(ComponentConfig):
     # Addresses Prometheus should scrape, published at /metrics/service_discovery
     # (the manager adds itself; agents and other components register later).
     scrape_targets: dict[str, list[str]] = Field(default_factory=dict)
+    agent: AgentConfig = AgentConfig()
+    scheduler: SessionSchedulerConfig = SessionSchedulerConfig()

@@ -14,10 +14,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bai.manager.agents import commands, liveness
+from bai.manager.agents.pool import AgentClientPool
+from bai.manager.agents.streams import AgentStreams
 from bai.manager.auth.authenticator import Authenticator
 from bai.manager.auth.credentials import CredentialLookup
 from bai.manager.auth.usage import flush_forever
 from bai.manager.config import ManagerConfig
+from bai.manager.sessions.background import session_tasks
 
 
 @dataclass
@@ -29,6 +33,12 @@ class ManagerContext:
     authenticator: Authenticator
     lookup: CredentialLookup
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # Registry streams held by this replica, and clients for calls to agents.
+    agent_streams: AgentStreams = field(default_factory=AgentStreams)
+    agent_pool: AgentClientPool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.agent_pool = AgentClientPool(self.sessions, self.config.agent.internal_token)
 
     @classmethod
     def create(cls, config: ManagerConfig) -> ManagerContext:
@@ -50,7 +60,13 @@ class ManagerContext:
                     self.authenticator.usage, self.sessions, self.config.auth.usage_flush_seconds
                 )
             ),
+            asyncio.create_task(liveness.run_forever(self.sessions, self.redis, self.config.agent)),
+            asyncio.create_task(commands.relay_forever(self.redis, self.agent_streams)),
         ]
+        if self.config.scheduler.enabled:
+            self._tasks.extend(
+                session_tasks(self.sessions, self.redis, self.agent_pool, self.config)
+            )
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -59,5 +75,6 @@ class ManagerContext:
                 await task
         with contextlib.suppress(Exception):
             await self.authenticator.usage.flush(self.sessions)
+        await self.agent_pool.close()
         await self.redis.aclose()
         await self.engine.dispose()

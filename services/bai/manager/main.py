@@ -11,26 +11,34 @@ from pathlib import Path
 import grpc
 
 from bai.api.manager.v1 import (
+    agent_pb2_grpc,
+    agent_registry_pb2_grpc,
     audit_pb2_grpc,
     auth_pb2_grpc,
     domain_pb2_grpc,
+    image_pb2_grpc,
     keypair_pb2_grpc,
     project_pb2_grpc,
     resource_policy_pb2_grpc,
     scaling_group_pb2_grpc,
+    session_pb2_grpc,
     user_pb2_grpc,
 )
 from bai.common.component import load_component_config, placeholder_handler
 from bai.common.logs import setup_logging
 from bai.common.server import ServerSpec, run_event_loop, run_until_signalled
 from bai.manager import bootstrap as bootstrap_mod
+from bai.manager.api.agent_registry_service import AgentRegistryServicer
+from bai.manager.api.agent_service import AgentServicer
 from bai.manager.api.audit_log_service import AuditLogServicer
 from bai.manager.api.auth_service import AuthServicer
 from bai.manager.api.domain_service import DomainServicer
+from bai.manager.api.image_service import ImageServicer
 from bai.manager.api.keypair_service import KeypairServicer
 from bai.manager.api.project_service import ProjectServicer
 from bai.manager.api.resource_policy_service import ResourcePolicyServicer
 from bai.manager.api.scaling_group_service import ScalingGroupServicer
+from bai.manager.api.session_service import SessionServicer
 from bai.manager.api.user_service import UserServicer
 from bai.manager.config import ManagerConfig
 from bai.manager.context import ManagerContext
@@ -53,6 +61,12 @@ def register_services(server: grpc.aio.Server, ctx: ManagerContext) -> list[str]
     user_pb2_grpc.add_UserServiceServicer_to_server(UserServicer(ctx), server)
     keypair_pb2_grpc.add_KeypairServiceServicer_to_server(KeypairServicer(ctx), server)
     project_pb2_grpc.add_ProjectServiceServicer_to_server(ProjectServicer(ctx), server)
+    session_pb2_grpc.add_SessionServiceServicer_to_server(SessionServicer(ctx), server)
+    agent_registry_pb2_grpc.add_AgentRegistryServiceServicer_to_server(
+        AgentRegistryServicer(ctx), server
+    )
+    agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(ctx), server)
+    image_pb2_grpc.add_ImageServiceServicer_to_server(ImageServicer(ctx), server)
     return [
         AuthServicer.SERVICE,
         DomainServicer.SERVICE,
@@ -62,6 +76,10 @@ def register_services(server: grpc.aio.Server, ctx: ManagerContext) -> list[str]
         UserServicer.SERVICE,
         KeypairServicer.SERVICE,
         ProjectServicer.SERVICE,
+        SessionServicer.SERVICE,
+        AgentRegistryServicer.SERVICE,
+        AgentServicer.SERVICE,
+        ImageServicer.SERVICE,
         *register_placeholders(server),
     ]
 
@@ -70,12 +88,8 @@ def register_services(server: grpc.aio.Server, ctx: ManagerContext) -> list[str]
 # served so that callers get UNIMPLEMENTED/NOT_IMPLEMENTED, and listed by
 # reflection so that grpcurl and the SDK see the whole API.
 PLACEHOLDERS = [
-    "bai.api.manager.v1.SessionService",
     "bai.api.manager.v1.VFolderService",
-    "bai.api.manager.v1.ImageService",
-    "bai.api.manager.v1.AgentService",
     "bai.api.manager.v1.BackgroundTaskService",
-    "bai.api.manager.v1.AgentRegistryService",
     "bai.api.manager.v1.DeploymentService",
 ]
 

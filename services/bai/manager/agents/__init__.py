@@ -1,0 +1,1 @@
+"""The manager's side of agents: registry stream, liveness, event ingestion, images."""

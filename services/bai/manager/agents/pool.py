@@ -1,0 +1,130 @@
+"""Clients for the agents' AgentService: one channel per agent address.
+
+Usage (the session dispatcher and relays):
+
+    stub = await ctx.agent_pool.stub(agent_id)
+    with agent_errors(agent_id):
+        reply = await stub.CreateKernels(request, metadata=ctx.agent_pool.metadata(agent_id))
+
+or `await ctx.agent_pool.call(agent_id, "DestroyKernel", request)` for unary calls.
+The address is read from the agents table on every `stub()` (one indexed
+read), so a re-registered agent is reached at its new address at once and a
+LOST or TERMINATED agent is refused without a network round trip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bai.api.agent.v1 import agent_pb2_grpc
+from bai.common import errors
+from bai.common.grpc_errors import STATUS_OF
+from bai.manager.agents.registry import CONNECTED
+from bai.manager.db.compute import AgentRow
+
+TOKEN_HEADER = "x-bai-internal-token"
+AGENT_HEADER = "x-bai-agent-id"
+DEFAULT_TIMEOUT = 30.0
+_CLASS_OF = {code: cls for cls, code in STATUS_OF.items()}
+_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def _agent_reason(exc: grpc.aio.AioRpcError) -> str:
+    for key, value in exc.trailing_metadata() or ():
+        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
+            continue
+        status = status_pb2.Status.FromString(value)
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                return str(info.reason)
+    return ""
+
+
+def unavailable(agent_id: str, message: str) -> errors.Unavailable:
+    return errors.Unavailable(message, reason="AGENT_UNAVAILABLE", metadata={"agent_id": agent_id})
+
+
+def error_from_agent(agent_id: str, exc: grpc.aio.AioRpcError) -> errors.BaiError:
+    """The agent's failure as a bai error: unreachable (or its UNAVAILABLE) is
+    AGENT_UNAVAILABLE; anything else keeps the agent's code and reason."""
+    reason = _agent_reason(exc)
+    detail = exc.details() or exc.code().name
+    if exc.code() in _UNREACHABLE:
+        error = unavailable(agent_id, f"agent {agent_id} is unavailable: {detail}")
+        if reason:
+            error.metadata["agent_reason"] = reason
+        return error
+    cls = _CLASS_OF.get(exc.code(), errors.BaiError)
+    if cls is errors.InvalidArgument:
+        return errors.InvalidArgument([], reason=reason or None, message=detail)
+    return cls(detail, reason=reason or None, metadata={"agent_id": agent_id})
+
+
+@contextlib.contextmanager
+def agent_errors(agent_id: str) -> Iterator[None]:
+    """Turn gRPC failures of a call to `agent_id` into bai errors."""
+    try:
+        yield
+    except grpc.aio.AioRpcError as exc:
+        raise error_from_agent(agent_id, exc) from exc
+
+
+class AgentClientPool:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], internal_token: str) -> None:
+        self._sessions = sessions
+        self._token = internal_token
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def metadata(self, agent_id: str) -> list[tuple[str, str]]:
+        """What every call to `agent_id` carries."""
+        items = [(AGENT_HEADER, agent_id)]
+        if self._token:
+            items.append((TOKEN_HEADER, self._token))
+        return items
+
+    async def address(self, agent_id: str) -> str:
+        """The agent's address; AGENT_UNAVAILABLE when unknown or not connected."""
+        async with self._sessions() as db:
+            row = (
+                await db.execute(
+                    select(AgentRow.addr, AgentRow.status).where(AgentRow.id == agent_id)
+                )
+            ).first()
+        if row is None or not row.addr:
+            raise unavailable(agent_id, f"agent {agent_id} is not registered")
+        if row.status not in CONNECTED:
+            raise unavailable(agent_id, f"agent {agent_id} is {row.status}")
+        return str(row.addr)
+
+    def channel(self, addr: str) -> grpc.aio.Channel:
+        channel = self._channels.get(addr)
+        if channel is None:
+            channel = self._channels[addr] = grpc.aio.insecure_channel(addr)
+        return channel
+
+    async def stub(self, agent_id: str) -> agent_pb2_grpc.AgentServiceStub:
+        return agent_pb2_grpc.AgentServiceStub(self.channel(await self.address(agent_id)))
+
+    async def call(
+        self, agent_id: str, method: str, request: Message, *, deadline: float = DEFAULT_TIMEOUT
+    ) -> Any:
+        """One unary call with the agent's metadata and error mapping (`deadline` in seconds)."""
+        stub = await self.stub(agent_id)
+        with agent_errors(agent_id):
+            return await getattr(stub, method)(
+                request, metadata=self.metadata(agent_id), timeout=deadline
+            )
+
+    async def close(self) -> None:
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.close()

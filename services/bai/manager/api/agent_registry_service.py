@@ -1,0 +1,277 @@
+"""AgentRegistryService.Connect: the agents' control stream (thin edge over
+bai.manager.agents.registry and .ingest).
+
+One reader task applies what the agent sends, in order; everything the
+manager sends (registered, acks, pushed config) goes through the stream's
+outbox so that only one coroutine writes to the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+
+from bai.api.manager.v1 import agent_registry_pb2 as reg
+from bai.api.manager.v1 import agent_registry_pb2_grpc as reg_grpc
+from bai.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
+from bai.common.grpc_errors import to_grpc_status
+from bai.common.metrics import rpc_observer
+from bai.common.text_fields import nul_fields
+from bai.manager.agents import ingest, registry, wire
+from bai.manager.agents.pool import TOKEN_HEADER
+from bai.manager.agents.streams import OpenStream
+from bai.manager.api.convert import timestamp
+from bai.manager.context import ManagerContext
+from bai.manager.validation import Violations
+
+log = logging.getLogger(__name__)
+observe_rpc = rpc_observer("manager")
+
+ADDR_PATTERN = re.compile(r"^[A-Za-z0-9.\-_\[\]:]{1,255}:[0-9]{1,5}$")
+METHOD = "/bai.api.manager.v1.AgentRegistryService/Connect"
+Context = grpc.aio.ServicerContext[reg.ConnectRequest, reg.ConnectResponse]
+
+
+def check_token(expected: str, metadata: dict[str, str]) -> None:
+    if not expected:
+        return
+    token = metadata.get(TOKEN_HEADER, "")
+    if not token:
+        raise Unauthenticated(f"{TOKEN_HEADER} is missing", reason="CREDENTIALS_MISSING")
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthenticated(f"{TOKEN_HEADER} is wrong", reason="TOKEN_INVALID")
+
+
+def validate_registration(r: reg.AgentRegistration) -> None:
+    v = Violations()
+    for path in nul_fields(r, "register."):
+        v.add(path, "must not contain NUL characters")
+    v.name("register.agent_id", r.agent_id)
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", r.boot_id):
+        v.add("register.boot_id", "must be 1-64 characters of [A-Za-z0-9_-]")
+    if not ADDR_PATTERN.match(r.addr):
+        v.add("register.addr", "must be host:port")
+    v.text("register.public_host", r.public_host, 256)
+    v.text("register.region", r.region, 64)
+    v.text("register.version", r.version, 64)
+    if r.architecture not in ("", "x86_64", "aarch64"):
+        v.add("register.architecture", "must be x86_64 or aarch64")
+    v.slots("register.available_slots", r.available_slots.slots)
+    v.raise_if_any()
+
+
+def is_outage(exc: BaseException) -> bool:
+    """A dependency is down (retry later), as opposed to a request it cannot store."""
+    if isinstance(exc, OSError | RedisError | OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, SQLAlchemyError) and bool(getattr(exc, "connection_invalidated", False))
+
+
+def _domain_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, RedisError):
+        return Unavailable("session store unavailable")
+    if is_outage(exc):
+        return Unavailable("database unavailable")
+    return exc
+
+
+def _seconds(value: float) -> Duration:
+    duration = Duration()
+    duration.FromNanoseconds(int(value * 1e9))
+    return duration
+
+
+class _Connection:
+    """What one registered agent's stream knows: its ids and the highest acked seq."""
+
+    def __init__(
+        self, ctx: ManagerContext, registration: reg.AgentRegistration, stream: OpenStream
+    ) -> None:
+        self.ctx = ctx
+        self.agent_id = registration.agent_id
+        self.boot_id = registration.boot_id
+        self.stream = stream
+        self.acked = 0
+
+    def ack(self) -> None:
+        self.stream.outbox.put_nowait(reg.ConnectResponse(ack=reg.EventAck(seq=self.acked)))
+
+    async def read(self, requests: AsyncIterator[reg.ConnectRequest]) -> None:
+        """Apply every message until the agent half-closes; failures end the stream."""
+        try:
+            async for request in requests:
+                await self.handle(request)
+            self.stream.outbox.put_nowait(None)
+        except Exception as exc:
+            self.stream.outbox.put_nowait(exc)
+
+    async def handle(self, request: reg.ConnectRequest) -> None:
+        ctx, now = self.ctx, datetime.now(UTC)
+        which = request.WhichOneof("payload")
+        bad_text = nul_fields(request)
+        if bad_text and which not in ("heartbeat", "shutdown", "kernel_snapshot", "register"):
+            # An event no database can store: drop it (acked) rather than have it
+            # re-sent forever.
+            log.warning(
+                "agent %s: event %d has NUL characters; dropped", self.agent_id, request.seq
+            )
+            if request.seq > self.acked:
+                await ingest.skip_event(ctx.sessions, self.agent_id, self.boot_id, request.seq)
+                self.acked = request.seq
+            self.ack()
+            return
+        if bad_text:
+            raise InvalidArgument.field(bad_text[0], "must not contain NUL characters")
+        if which == "heartbeat":
+            hb = request.heartbeat
+            plugins = wire.compute_plugins_json(hb.compute_plugins) or None
+            ours = await registry.heartbeat(
+                ctx.sessions,
+                self.agent_id,
+                self.boot_id,
+                ctx.agent_streams.manager_id,
+                wire.slots("heartbeat.available_slots", hb.available_slots.slots),
+                plugins,
+                now,
+            )
+            if not ours:
+                raise PermissionDenied(
+                    "this agent was marked lost or registered elsewhere: register again",
+                    reason="AGENT_REJECTED",
+                    metadata={"agent_id": self.agent_id},
+                )
+            # Also the agent's sign of life from the manager (heartbeat_timeout).
+            self.ack()
+        elif which == "shutdown":
+            await registry.shutdown(ctx.sessions, self.agent_id, self.boot_id, now)
+        elif which == "kernel_snapshot":
+            snap = request.kernel_snapshot
+            unknown = await registry.apply_snapshot(
+                ctx.sessions,
+                ctx.redis,
+                self.agent_id,
+                [wire.reported_kernel(k) for k in snap.kernels],
+                [wire.installed_image(i) for i in snap.images],
+                wire.slots("kernel_snapshot.available_slots", snap.available_slots.slots),
+                now,
+            )
+            if unknown:
+                log.warning(
+                    "agent %s runs kernels the manager does not know: %s", self.agent_id, unknown
+                )
+        elif which == "register" or which is None:
+            raise FailedPrecondition(
+                "register is the first message only", reason="STREAM_OUT_OF_ORDER"
+            )
+        else:
+            await self.handle_event(request, now)
+
+    async def handle_event(self, request: reg.ConnectRequest, now: datetime) -> None:
+        seq = request.seq
+        if seq == 0:
+            raise InvalidArgument.field("seq", "events carry seq 1, 2, 3, ...")
+        if seq <= self.acked:
+            self.ack()
+            return
+        ctx = self.ctx
+        try:
+            event = wire.agent_event(request)
+            assert event is not None
+            await ingest.apply_event(
+                ctx.sessions, ctx.redis, self.agent_id, self.boot_id, seq, event, now
+            )
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            # A poison event must not block every later one: log it and move on.
+            log.exception("agent %s: event %d could not be applied", self.agent_id, seq)
+            await ingest.skip_event(ctx.sessions, self.agent_id, self.boot_id, seq)
+        self.acked = seq
+        self.ack()
+
+
+class AgentRegistryServicer(reg_grpc.AgentRegistryServiceServicer):
+    SERVICE = "bai.api.manager.v1.AgentRegistryService"
+
+    def __init__(self, ctx: ManagerContext) -> None:
+        self.ctx = ctx
+
+    def _accepted(self, registered: registry.Registered) -> reg.ConnectResponse:
+        config = self.ctx.config.agent
+        return reg.ConnectResponse(
+            registered=reg.RegistrationAccepted(
+                heartbeat_interval=_seconds(config.heartbeat_interval),
+                heartbeat_timeout=_seconds(config.agent_lost_timeout),
+                manager_id=self.ctx.agent_streams.manager_id,
+                server_time=timestamp(datetime.now(UTC)),
+                last_acked_seq=registered.last_acked_seq,
+                scaling_group=registered.scaling_group,
+                unknown_kernel_ids=list(registered.unknown_kernel_ids),
+            )
+        )
+
+    async def Connect(
+        self, request_iterator: AsyncIterator[reg.ConnectRequest], context: Context
+    ) -> AsyncIterator[reg.ConnectResponse]:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        stream: OpenStream | None = None
+        reader: asyncio.Task[None] | None = None
+        status: grpc.Status | None = None
+        try:
+            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            check_token(self.ctx.config.agent.internal_token, metadata)
+            first = await anext(aiter(request_iterator), None)
+            if first is None:
+                return
+            if first.WhichOneof("payload") != "register":
+                raise FailedPrecondition("send register first", reason="STREAM_OUT_OF_ORDER")
+            validate_registration(first.register)
+            stream = self.ctx.agent_streams.attach(first.register.agent_id, first.register.addr)
+            registered = await registry.register(
+                self.ctx.sessions,
+                self.ctx.redis,
+                wire.registration(first.register),
+                self.ctx.agent_streams.manager_id,
+                datetime.now(UTC),
+            )
+            log.info("agent %s registered (%s)", first.register.agent_id, registered.status)
+            yield self._accepted(registered)
+            connection = _Connection(self.ctx, first.register, stream)
+            connection.acked = registered.last_acked_seq
+            reader = asyncio.create_task(connection.read(request_iterator))
+            while (item := await stream.outbox.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:
+            # Anything but a BaiError is logged with a correlation id by to_grpc_status.
+            status = to_grpc_status(_domain_error(exc))
+            code = status.code
+        finally:
+            if reader is not None:
+                reader.cancel()
+            if stream is not None:
+                self.ctx.agent_streams.detach(stream)
+            observe_rpc(METHOD, code.name, time.perf_counter() - started)
+        if status is not None:
+            await context.abort_with_status(status)

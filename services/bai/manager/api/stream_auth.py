@@ -1,0 +1,77 @@
+"""The edge of streaming manager RPCs: authenticate like unary calls, map errors.
+
+`@server_stream` wraps an async-generator handler `(self, request, call)`
+(the request is a message, or the request iterator for bidi calls). Errors
+raised before or during the stream end it with the same google.rpc.Status
+shapes as unary calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.message import Message
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
+from bai.common.errors import BaiError, FieldViolation, InvalidArgument, Unavailable
+from bai.common.grpc_errors import to_grpc_status
+from bai.common.text_fields import nul_fields
+from bai.manager.api.rpc import Call, Servicer, observe_rpc
+
+StreamHandler = Callable[[Any, Any, Call], AsyncIterator[Message]]
+
+
+def server_stream() -> Callable[[StreamHandler], Callable[..., Any]]:
+    def decorate(fn: StreamHandler) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def handler(
+            self: Servicer, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Message]:
+            method = f"/{self.SERVICE}/{fn.__name__}"
+            started = time.perf_counter()
+            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            failure: BaseException | None = None
+            status: grpc.Status | None = None
+            code = grpc.StatusCode.OK
+            try:
+                principal = await self.ctx.authenticator.authenticate(
+                    method, metadata, context.peer
+                )
+                if isinstance(request, Message):
+                    bad_text = nul_fields(request)
+                    if bad_text:
+                        raise InvalidArgument(
+                            [FieldViolation(f, "must not contain NUL characters") for f in bad_text]
+                        )
+                call = Call(method, principal, self.ctx, metadata)
+                async for item in fn(self, request, call):
+                    yield item
+                return
+            except SQLAlchemyError:
+                failure = Unavailable("database unavailable")
+            except RedisError:
+                failure = Unavailable("session store unavailable")
+            except BaiError as exc:
+                failure = exc
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception as exc:
+                failure = exc
+            finally:
+                if failure is not None:
+                    status = to_grpc_status(failure)
+                    code = status.code
+                observe_rpc(method, code.name, time.perf_counter() - started)
+            assert status is not None
+            await context.abort_with_status(status)
+
+        return handler
+
+    return decorate

@@ -1,0 +1,390 @@
+"""CreateSession: enqueue-time checks and the PENDING session with its kernel rows.
+
+Everything runs in the caller's transaction under an advisory lock on the
+owner's access key, so that concurrent creates of one owner see each other
+(name uniqueness, pending-session limits, request_id replays).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bai.common.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+)
+from bai.common.slots import Slots, total
+from bai.manager.admin.scaling_groups import list_allowed
+from bai.manager.agents.images import resolve_image
+from bai.manager.auth.principal import Principal, Role
+from bai.manager.db.compute import AgentRow, KernelRow, SessionRow
+from bai.manager.db.identity import KeypairRow, ProjectMemberRow, ProjectRow, UserRow
+from bai.manager.db.policies import KeypairResourcePolicyRow, ScalingGroupRow
+from bai.manager.sessions import lifecycle, resources, transitions
+from bai.manager.sessions.queries import LoadedSession, load
+
+DEFAULT_SESSION_TYPES = ("interactive", "batch")
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """A syntactically valid CreateSessionRequest (see api/session_requests.py)."""
+
+    name: str
+    image: str
+    architecture: str
+    session_type: str
+    cluster_mode: str
+    cluster_size: int
+    slots: dict[str, Decimal]
+    resource_opts: dict[str, Any]
+    environ: dict[str, str]
+    startup_command: str
+    bootstrap_script: str
+    batch_timeout: int
+    scaling_group: str
+    project_id: uuid.UUID | None
+    priority: int | None
+    starts_at: datetime | None
+    dependencies: tuple[str, ...]
+    callback_url: str
+    preopen_ports: tuple[int, ...]
+    agent_list: tuple[str, ...]
+    owner_access_key: str
+    request_id: str
+    is_preemptible: bool | None
+    tag: str
+    # Digest of the whole request: a request_id reused with other parameters is refused.
+    digest: str
+
+
+@dataclass(frozen=True)
+class Owner:
+    user: UserRow
+    access_key: str
+    policy: KeypairResourcePolicyRow
+
+    def principal(self, project_id: uuid.UUID) -> Principal:
+        return Principal(
+            user_id=self.user.id,
+            username=self.user.username,
+            email=self.user.email,
+            role=Role(self.user.role),
+            domain_name=self.user.domain_name,
+            access_key=self.access_key,
+            project_ids=frozenset({project_id}),
+        )
+
+
+def _missing(what: str) -> FailedPrecondition:
+    return FailedPrecondition(f"{what} does not exist", reason="REFERENCE_NOT_FOUND")
+
+
+def _is_admin(p: Principal) -> bool:
+    return p.role in (Role.SUPERADMIN, Role.ADMIN)
+
+
+async def _owner(db: AsyncSession, p: Principal, spec: NewSession) -> Owner:
+    if spec.owner_access_key and not _is_admin(p):
+        raise PermissionDenied(
+            "only admins create sessions for someone else", reason="ROLE_FORBIDDEN"
+        )
+    access_key = spec.owner_access_key or p.access_key
+    query = select(KeypairRow, UserRow).join(UserRow, UserRow.id == KeypairRow.user_id)
+    if access_key:
+        query = query.where(KeypairRow.access_key == access_key)
+    else:
+        # Bearer-token callers: their oldest active keypair owns the session.
+        query = query.where(KeypairRow.user_id == p.user_id, KeypairRow.is_active)
+        query = query.order_by(KeypairRow.created_at)
+    found = (await db.execute(query.limit(1))).first()
+    if found is None:
+        raise _missing("owner keypair")
+    keypair, user = found
+    if spec.owner_access_key:
+        if not p.is_superadmin and user.domain_name != p.domain_name:
+            raise _missing("owner keypair")
+        if not keypair.is_active or user.status != "active":
+            raise FailedPrecondition("the owner's keypair is inactive", reason="INVALID_STATE")
+    policy = await db.get(KeypairResourcePolicyRow, keypair.resource_policy)
+    if policy is None:
+        raise _missing("keypair resource policy")
+    return Owner(user, keypair.access_key, policy)
+
+
+async def _project(db: AsyncSession, owner: Owner, project_id: uuid.UUID | None) -> ProjectRow:
+    query = (
+        select(ProjectRow)
+        .join(ProjectMemberRow, ProjectMemberRow.project_id == ProjectRow.id)
+        .where(
+            ProjectMemberRow.user_id == owner.user.id,
+            ProjectRow.domain_name == owner.user.domain_name,
+            ProjectRow.is_active,
+        )
+    )
+    if project_id is not None:
+        query = query.where(ProjectRow.id == project_id)
+    else:
+        query = query.order_by((ProjectRow.name != "default"), ProjectRow.created_at)
+    project = (await db.execute(query.limit(1))).scalar_one_or_none()
+    if project is None:
+        raise _missing("project (of which the owner is a member)")
+    return project
+
+
+async def _scaling_group(
+    db: AsyncSession, owner: Owner, project: ProjectRow, wanted: str
+) -> ScalingGroupRow:
+    allowed = list(await list_allowed(db, owner.principal(project.id), project.id))
+    if wanted:
+        for group in allowed:
+            if group.name == wanted:
+                return group
+    elif allowed:
+        return sorted(allowed, key=lambda g: (not g.is_default, g.name))[0]
+    name = wanted or "(default)"
+    raise PermissionDenied(
+        f"scaling group {name} is not allowed for this owner and project",
+        reason="SCALING_GROUP_NOT_ALLOWED",
+        metadata={"scaling_group": wanted},
+    )
+
+
+def _check_type(p: Principal, group: ScalingGroupRow, session_type: str) -> None:
+    """SYSTEM sessions (SFTP and the like) are the platform's: admins only, any group."""
+    allowed = group.scheduler_opts.get("allowed_session_types", list(DEFAULT_SESSION_TYPES))
+    if session_type == "system":
+        allowed = ["system"] if _is_admin(p) else []
+    if session_type not in allowed:
+        raise FailedPrecondition(
+            f"scaling group {group.name} does not allow {session_type} sessions",
+            reason="SESSION_TYPE_NOT_ALLOWED",
+            metadata={"session_type": session_type, "scaling_group": group.name},
+        )
+
+
+async def _group_agents(db: AsyncSession, group: str) -> list[AgentRow]:
+    query = select(AgentRow).where(
+        AgentRow.scaling_group == group, AgentRow.status.in_(("ALIVE", "RESTARTING"))
+    )
+    return list((await db.execute(query)).scalars())
+
+
+async def _pending_limits(db: AsyncSession, owner: Owner, asked: Slots) -> None:
+    policy = owner.policy
+    if not policy.max_pending_session_count and not policy.max_pending_session_resource_slots:
+        return
+    rows = (
+        await db.execute(
+            select(SessionRow.requested_slots).where(
+                SessionRow.access_key == owner.access_key, SessionRow.status == "PENDING"
+            )
+        )
+    ).scalars()
+    pending = list(rows)
+    if policy.max_pending_session_count and len(pending) >= policy.max_pending_session_count:
+        raise ResourceExhausted(
+            f"at most {policy.max_pending_session_count} sessions may wait at once",
+            reason="QUOTA_EXCEEDED",
+        )
+    used = total([Slots.from_wire(s) for s in pending]) + asked
+    slot = resources.exceeds(policy.max_pending_session_resource_slots, used)
+    if slot is not None:
+        raise ResourceExhausted(
+            f"pending sessions would ask for more {slot} than the keypair policy allows",
+            reason="QUOTA_EXCEEDED",
+            metadata={"slot": slot},
+        )
+
+
+async def _check_name(db: AsyncSession, access_key: str, name: str) -> None:
+    taken = await db.scalar(
+        select(func.count())
+        .select_from(SessionRow)
+        .where(
+            SessionRow.access_key == access_key,
+            SessionRow.name == name,
+            SessionRow.status.not_in(lifecycle.SESSION_TERMINAL),
+        )
+    )
+    if taken:
+        raise AlreadyExists(f"a live session named {name!r} already exists")
+
+
+async def _dependencies(db: AsyncSession, owner: Owner, refs: tuple[str, ...]) -> list[str]:
+    ids: list[str] = []
+    for index, ref in enumerate(refs):
+        condition = SessionRow.name == ref
+        try:
+            condition = or_(condition, SessionRow.id == uuid.UUID(ref))
+        except ValueError:
+            pass
+        found = await db.scalar(
+            select(SessionRow.id)
+            .where(SessionRow.user_id == owner.user.id, condition)
+            .order_by(SessionRow.created_at.desc())
+            .limit(1)
+        )
+        if found is None:
+            raise FailedPrecondition(
+                f"dependencies[{index}] names no session of the owner",
+                reason="REFERENCE_NOT_FOUND",
+            )
+        ids.append(str(found))
+    return ids
+
+
+async def _agent_list(db: AsyncSession, p: Principal, agent_ids: tuple[str, ...]) -> list[str]:
+    if not agent_ids:
+        return []
+    if not _is_admin(p):
+        raise PermissionDenied("only admins designate agents", reason="ROLE_FORBIDDEN")
+    found = set((await db.execute(select(AgentRow.id).where(AgentRow.id.in_(agent_ids)))).scalars())
+    missing = [a for a in agent_ids if a not in found]
+    if missing:
+        raise _missing(f"agent {missing[0]}")
+    return list(agent_ids)
+
+
+def request_key(p: Principal, request_id: str) -> str:
+    """The stored request id: scoped to the caller, 64 hex characters."""
+    return hashlib.sha256(f"{p.user_id}:{request_id}".encode()).hexdigest()
+
+
+async def _replay(db: AsyncSession, p: Principal, spec: NewSession) -> LoadedSession | None:
+    if not spec.request_id:
+        return None
+    found = await db.scalar(
+        select(SessionRow.id).where(SessionRow.request_id == request_key(p, spec.request_id))
+    )
+    if found is None:
+        return None
+    loaded = await load(db, found)
+    assert loaded is not None
+    if loaded.session.status_data.get("request_digest") != spec.digest:
+        raise FailedPrecondition(
+            "request_id was used with different parameters", reason="REQUEST_ID_CONFLICT"
+        )
+    return loaded
+
+
+async def enqueue(
+    db: AsyncSession, p: Principal, spec: NewSession, now: datetime
+) -> tuple[LoadedSession, transitions.PendingEvents]:
+    """Check and insert a PENDING session; a request_id replay returns the earlier one."""
+    if p.role is Role.MONITOR:
+        raise PermissionDenied("monitors cannot create sessions", reason="READ_ONLY_ROLE")
+    owner = await _owner(db, p, spec)
+    await db.execute(select(func.pg_advisory_xact_lock(func.hashtext(owner.access_key))))
+    replay = await _replay(db, p, spec)
+    if replay is not None:
+        return replay, transitions.PendingEvents()
+    policy = owner.policy
+    if spec.cluster_size > max(policy.max_containers_per_session, 1):
+        raise ResourceExhausted(
+            f"at most {policy.max_containers_per_session} containers per session",
+            reason="QUOTA_EXCEEDED",
+        )
+    priority = 10 if spec.priority is None else spec.priority
+    if priority > policy.max_priority:
+        raise InvalidArgument(
+            [FieldViolation("priority", f"must be at most {policy.max_priority}")]
+        )
+    project = await _project(db, owner, spec.project_id)
+    image = await resolve_image(db, spec.image, spec.architecture)
+    group = await _scaling_group(db, owner, project, spec.scaling_group)
+    _check_type(p, group, spec.session_type)
+    agents = await _group_agents(db, group.name)
+    known = set().union(*(a.slot_types.keys() for a in agents)) if agents else set()
+    per_kernel = resources.kernel_slots(spec.slots, image.labels, known)
+    resources.require_some_capacity(
+        per_kernel,
+        spec.cluster_size,
+        spec.cluster_mode == "single-node",
+        image.architecture,
+        [
+            resources.AgentCapacity(a.id, a.architecture, Slots.from_wire(a.available_slots))
+            for a in agents
+            if a.status == "ALIVE" and a.schedulable
+        ],
+    )
+    requested = per_kernel.scaled(spec.cluster_size)
+    await _pending_limits(db, owner, requested)
+    name = spec.name or f"s-{secrets.token_hex(4)}"
+    await _check_name(db, owner.access_key, name)
+    dependencies = await _dependencies(db, owner, spec.dependencies)
+    agent_list = await _agent_list(db, p, spec.agent_list)
+    session = SessionRow(
+        id=uuid.uuid4(),
+        name=name,
+        request_id=request_key(p, spec.request_id) if spec.request_id else None,
+        session_type=spec.session_type,
+        cluster_mode=spec.cluster_mode,
+        cluster_size=spec.cluster_size,
+        domain_name=owner.user.domain_name,
+        project_id=project.id,
+        user_id=owner.user.id,
+        access_key=owner.access_key,
+        scaling_group=group.name,
+        image=image.canonical,
+        architecture=image.architecture,
+        status="",
+        status_data={"request_digest": spec.digest} if spec.request_id else {},
+        status_history=[],
+        requested_slots=requested.to_wire(),
+        occupied_slots={},
+        resource_opts=spec.resource_opts,
+        environ=spec.environ,
+        mounts=[],
+        startup_command=spec.startup_command,
+        bootstrap_script=spec.bootstrap_script,
+        batch_timeout=spec.batch_timeout,
+        priority=priority,
+        is_preemptible=True if spec.is_preemptible is None else spec.is_preemptible,
+        dependencies=dependencies,
+        callback_url=spec.callback_url,
+        preopen_ports=list(spec.preopen_ports),
+        agent_list=agent_list,
+        agent_ids=[],
+        tag=spec.tag,
+        starts_at=spec.starts_at,
+        created_at=now,
+    )
+    pending = transitions.set_session_status(session, "PENDING", now)
+    db.add(session)
+    # No ORM relationship orders the inserts: the session row goes first.
+    await db.flush()
+    kernels = [
+        KernelRow(
+            id=uuid.uuid4(),
+            session_id=session.id,
+            cluster_role="main" if index == 0 else "sub",
+            cluster_idx=1 if index == 0 else index,
+            local_rank=0,
+            cluster_hostname="main1" if index == 0 else f"sub{index}",
+            image=image.canonical,
+            architecture=image.architecture,
+            status="PENDING",
+            status_history=[lifecycle.history_entry("PENDING", now)],
+            requested_slots=per_kernel.to_wire(),
+            occupied_slots={},
+            created_at=now,
+        )
+        for index in range(spec.cluster_size)
+    ]
+    db.add_all(kernels)
+    await db.flush()
+    return LoadedSession(session, kernels), pending

@@ -1,0 +1,278 @@
+"""A fake agent for session tests, against the contracts: an AgentService server on
+a free port plus a registry stream (AgentRegistryService.Connect) that reports
+kernel events the way a real agent does (PREPARING, CREATING, STARTED; then
+TERMINATING, TERMINATED on destroy)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import code_pb2, status_pb2
+from google.rpc.error_details_pb2 import ErrorInfo
+
+from bai.api.agent.v1 import agent_pb2, agent_pb2_grpc
+from bai.api.common.v1 import execution_pb2, image_pb2, node_pb2, stats_pb2, types_pb2
+from bai.api.common.v1 import session_pb2 as common
+from bai.api.manager.v1 import agent_registry_pb2 as reg
+from tests.manager.agents.fake_agent import RegistryClient
+
+IMAGE = "cr.test/sessions/python:3.12"
+IMAGE_LABELS = {
+    "ai.backend.resource.min.cpu": "0.5",
+    "ai.backend.resource.min.mem": "64m",
+    "ai.backend.resource.max.cpu": "8",
+}
+EV = reg.KernelEventType
+
+
+def _packed(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def _now() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+@dataclass
+class FakeAgentState:
+    kernels: dict[str, agent_pb2.Kernel] = field(default_factory=dict)
+    create_calls: int = 0
+    destroyed: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
+    restarted: list[str] = field(default_factory=list)
+    # Kernel ids CreateKernels refuses with NO_CAPACITY (or every kernel: "*").
+    refuse: set[str] = field(default_factory=set)
+    # Leave new kernels PREPARING (no further events).
+    hold: bool = False
+
+
+class FakeAgentService(agent_pb2_grpc.AgentServiceServicer):
+    def __init__(self, agent: FakeAgent) -> None:
+        self.agent = agent
+        self.state = agent.state
+
+    async def CreateKernels(
+        self, request: agent_pb2.CreateKernelsRequest, context: Any
+    ) -> agent_pb2.CreateKernelsResponse:
+        self.state.create_calls += 1
+        results = []
+        for config in request.kernels:
+            known = self.state.kernels.get(config.kernel_id)
+            if known is not None:
+                results.append(
+                    agent_pb2.KernelCreationResult(kernel_id=config.kernel_id, kernel=known)
+                )
+                continue
+            if "*" in self.state.refuse or config.kernel_id in self.state.refuse:
+                results.append(
+                    agent_pb2.KernelCreationResult(
+                        kernel_id=config.kernel_id,
+                        error=status_pb2.Status(
+                            code=code_pb2.RESOURCE_EXHAUSTED,
+                            message="no device left",
+                            details=[_packed(ErrorInfo(reason="NO_CAPACITY", domain="bai"))],
+                        ),
+                    )
+                )
+                continue
+            kernel = agent_pb2.Kernel(
+                kernel_id=config.kernel_id,
+                session_id=request.session_id,
+                status=common.KERNEL_STATUS_PREPARING,
+                cluster_role=config.cluster_role,
+                image=config.image,
+            )
+            self.state.kernels[config.kernel_id] = kernel
+            results.append(
+                agent_pb2.KernelCreationResult(kernel_id=config.kernel_id, kernel=kernel)
+            )
+            if not self.state.hold:
+                self.agent.spawn(self.agent.start_kernel(config))
+        return agent_pb2.CreateKernelsResponse(results=results)
+
+    async def DestroyKernel(
+        self, request: agent_pb2.DestroyKernelRequest, context: Any
+    ) -> agent_pb2.DestroyKernelResponse:
+        kernel = self.state.kernels.pop(request.kernel_id, None)
+        if kernel is None:
+            return agent_pb2.DestroyKernelResponse(found=False)
+        self.state.destroyed.append(request.kernel_id)
+        self.agent.spawn(self.agent.end_kernel(kernel, request.reason))
+        return agent_pb2.DestroyKernelResponse(found=True, exit_code=0)
+
+    async def RestartKernel(
+        self, request: agent_pb2.RestartKernelRequest, context: Any
+    ) -> agent_pb2.RestartKernelResponse:
+        kernel = self.state.kernels[request.kernel_id]
+        self.state.restarted.append(request.kernel_id)
+        return agent_pb2.RestartKernelResponse(kernel=kernel)
+
+    async def InterruptKernel(
+        self, request: agent_pb2.InterruptKernelRequest, context: Any
+    ) -> agent_pb2.InterruptKernelResponse:
+        self.state.interrupted.append(request.kernel_id)
+        return agent_pb2.InterruptKernelResponse()
+
+    async def Execute(
+        self, request_iterator: AsyncIterator[agent_pb2.ExecuteRequest], context: Any
+    ) -> AsyncIterator[agent_pb2.ExecuteResponse]:
+        first = await anext(aiter(request_iterator))
+        run_id = uuid.uuid4().hex
+        yield agent_pb2.ExecuteResponse(
+            started=execution_pb2.ExecutionStarted(run_id=run_id, kernel_id=first.kernel_id)
+        )
+        code = first.start.code
+        if code == "input":
+            yield agent_pb2.ExecuteResponse(
+                waiting_input=execution_pb2.ExecutionWaitingInput(prompt="name? ")
+            )
+            reply = await anext(aiter(request_iterator))
+            code = "hello " + reply.stdin.data.decode()
+        yield agent_pb2.ExecuteResponse(
+            output=execution_pb2.ExecutionOutput(
+                stream=execution_pb2.OUTPUT_STREAM_STDOUT, data=code.encode(), seq=1
+            )
+        )
+        yield agent_pb2.ExecuteResponse(
+            result=execution_pb2.ExecutionResult(
+                run_id=run_id, status=execution_pb2.EXECUTION_STATUS_FINISHED, exit_code=0
+            )
+        )
+
+    async def StreamLogs(
+        self, request: agent_pb2.StreamLogsRequest, context: Any
+    ) -> AsyncIterator[agent_pb2.StreamLogsResponse]:
+        lines = [b"booting", b"ready", b"serving"]
+        if request.HasField("tail"):
+            lines = lines[len(lines) - request.tail :] if request.tail else []
+        for line in lines:
+            yield agent_pb2.StreamLogsResponse(
+                entry=execution_pb2.LogEntry(
+                    kernel_id=request.kernel_id,
+                    stream=execution_pb2.OUTPUT_STREAM_STDOUT,
+                    time=_now(),
+                    data=line,
+                )
+            )
+
+    async def WatchStats(
+        self, request: agent_pb2.WatchStatsRequest, context: Any
+    ) -> AsyncIterator[agent_pb2.WatchStatsResponse]:
+        while True:
+            yield agent_pb2.WatchStatsResponse(
+                time=_now(),
+                kernels=[
+                    stats_pb2.KernelStats(kernel_id=k, cpu_util_percent=12.5)
+                    for k in [*request.kernel_ids, "someone-elses-kernel"]
+                ],
+            )
+            await asyncio.sleep(0.05)
+
+
+class FakeAgent:
+    """Start with `await FakeAgent.start(channel, scaling_group, slots)`; `close()` at the end."""
+
+    def __init__(self, agent_id: str, registry: RegistryClient, server: grpc.aio.Server) -> None:
+        self.agent_id = agent_id
+        self.registry = registry
+        self.server = server
+        self.state = FakeAgentState()
+        self._seq = 0
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def start(
+        cls, channel: grpc.aio.Channel, scaling_group: str, slots: dict[str, str]
+    ) -> FakeAgent:
+        server = grpc.aio.server()
+        port = server.add_insecure_port("127.0.0.1:0")
+        agent_id = f"fake-{uuid.uuid4().hex[:8]}"
+        agent = cls(agent_id, RegistryClient(channel), server)
+        agent_pb2_grpc.add_AgentServiceServicer_to_server(FakeAgentService(agent), server)
+        await server.start()
+        await agent.registry.register(
+            reg.AgentRegistration(
+                agent_id=agent_id,
+                boot_id=uuid.uuid4().hex,
+                addr=f"127.0.0.1:{port}",
+                public_host="127.0.0.1",
+                scaling_group=scaling_group,
+                architecture="x86_64",
+                version="test",
+                available_slots=types_pb2.ResourceSlots(slots=slots),
+                slot_types=[node_pb2.SlotTypeInfo(slot_name=name) for name in sorted(slots)],
+                images=[
+                    agent_pb2.InstalledImage(
+                        image=image_pb2.ImageRef(canonical=IMAGE, architecture="x86_64"),
+                        size_bytes=1000,
+                        labels=IMAGE_LABELS,
+                    )
+                ],
+            )
+        )
+        agent.spawn(agent._heartbeats())
+        return agent
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(5)
+            async with self._lock:
+                await self.registry.heartbeat(list(self.state.kernels))
+
+    async def kernel_event(self, kernel_id: str, session_id: str, kind: int, **fields: Any) -> None:
+        async with self._lock:
+            self._seq += 1
+            event = reg.KernelEvent(
+                kernel_id=kernel_id,
+                session_id=session_id,
+                type=kind,
+                time=_now(),
+                **fields,  # type: ignore[arg-type]
+            )
+            await self.registry.event(self._seq, kernel_event=event)
+
+    async def start_kernel(self, config: agent_pb2.KernelCreationConfig) -> None:
+        kid, sid = config.kernel_id, config.session_id
+        await self.kernel_event(kid, sid, EV.KERNEL_EVENT_TYPE_PREPARING)
+        await self.kernel_event(kid, sid, EV.KERNEL_EVENT_TYPE_CREATING)
+        runtime = agent_pb2.KernelRuntimeInfo(
+            container_id="c-" + kid[:8],
+            kernel_host="127.0.0.1",
+            allocated_slots=config.resource_slots,
+        )
+        if kid in self.state.kernels:
+            self.state.kernels[kid].status = common.KERNEL_STATUS_RUNNING
+        await self.kernel_event(kid, sid, EV.KERNEL_EVENT_TYPE_STARTED, runtime=runtime)
+
+    async def end_kernel(self, kernel: agent_pb2.Kernel, reason: int) -> None:
+        kid, sid = kernel.kernel_id, kernel.session_id
+        await self.kernel_event(kid, sid, EV.KERNEL_EVENT_TYPE_TERMINATING, reason=reason)
+        await self.kernel_event(
+            kid, sid, EV.KERNEL_EVENT_TYPE_TERMINATED, reason=reason, exit_code=0
+        )
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.registry.close()
+        await self.server.stop(None)
