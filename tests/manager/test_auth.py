@@ -130,12 +130,12 @@ async def test_login_validates_input(channel):  # type: ignore[no-untyped-def]
 
 
 async def test_later_contracts_answer_not_implemented(manager: ManagerHandle, channel):  # type: ignore[no-untyped-def]
-    from bai.api.manager.v1 import session_pb2, session_pb2_grpc
+    from bai.api.manager.v1 import vfolder_pb2, vfolder_pb2_grpc
 
-    stub = session_pb2_grpc.SessionServiceStub(channel)
+    stub = vfolder_pb2_grpc.VFolderServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.ListSessions(
-            session_pb2.ListSessionsRequest(), metadata=bearer(manager.admin_token)
+        await stub.ListVFolders(
+            vfolder_pb2.ListVFoldersRequest(), metadata=bearer(manager.admin_token)
         )
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert reason_of(info.value) == "NOT_IMPLEMENTED"
