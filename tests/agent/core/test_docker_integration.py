@@ -78,9 +78,13 @@ async def test_docker_kernel_end_to_end(state_dir: Path) -> None:
             await stub.CreateKernels(create_request(interactive))
             await stub.CreateKernels(create_request(batch))
             await wait_status(agent, interactive.kernel_id, KS.KERNEL_STATUS_RUNNING)
+            # The image has the uid-match feature and the manager sent uid 0: the work user.
             spec = ex.ExecutionSpec(
                 mode=ex.EXECUTION_MODE_QUERY,
-                code="import os\nprint(6 * 7, os.environ['BAI_CLUSTER_ROLE'])",
+                code=(
+                    "import os\nopen('/home/work/out.txt', 'w').write('x')\n"
+                    "print(6 * 7, os.environ['BAI_CLUSTER_ROLE'], os.getuid())"
+                ),
             )
             replies = [
                 r
@@ -89,8 +93,10 @@ async def test_docker_kernel_end_to_end(state_dir: Path) -> None:
                 )
             ]
             out = b"".join(r.output.data for r in replies if r.WhichOneof("payload") == "output")
-            assert out == b"42 main\n"
+            assert out == b"42 main 1000\n"
             assert replies[-1].result.status == ex.EXECUTION_STATUS_FINISHED
+            written = agent.ctx.scratch_dir(interactive.kernel_id) / "out.txt"
+            assert (written.stat().st_uid, written.stat().st_gid) == (1000, 1000)
             await wait_status(agent, batch.kernel_id, KS.KERNEL_STATUS_TERMINATED)
             terminated = kernel_events(agent, batch.kernel_id)[-1]
             assert (terminated.reason, terminated.exit_code) == (LR.LIFECYCLE_REASON_TASK_FAILED, 5)

@@ -16,7 +16,13 @@ from bai.agent.kernels.exits import classify_exit
 from bai.agent.kernels.files import contained_path
 from bai.agent.kernels.ports import PortPool
 from bai.agent.kernels.records import KernelRecord, KernelStore
-from bai.agent.kernels.sandbox_spec import kernel_environ, runner_config
+from bai.agent.kernels.sandbox_spec import (
+    ROOT_USER,
+    KernelUser,
+    kernel_environ,
+    kernel_user,
+    runner_config,
+)
 from bai.agent.resources.plugin import Allocation, DeviceShare
 from bai.agent.runtime.base import SandboxState
 from bai.api.agent.v1 import agent_pb2
@@ -83,7 +89,7 @@ def _record(**fields: object) -> KernelRecord:
 
 def test_kernel_environment() -> None:
     record = _record()
-    environ = kernel_environ(record)
+    environ = kernel_environ(record, ROOT_USER)
     for prefix in ("BAI_", "BACKENDAI_"):
         assert environ[prefix + "KERNEL_ID"] == record.kernel_id
         assert environ[prefix + "SESSION_ID"] == record.session_id
@@ -97,8 +103,27 @@ def test_kernel_environment() -> None:
         assert environ[prefix + "CLUSTER_LOCAL_RANK"] == "0"
     assert environ["CUDA_VISIBLE_DEVICES"] == "GPU-0"
     assert environ["USER_VAR"] == "1"
-    config = runner_config(_record(session_type=session_pb2.SESSION_TYPE_BATCH))
+    assert "LOCAL_USER_ID" not in environ
+    assert kernel_environ(record, KernelUser(1000, 1001))["LOCAL_GROUP_ID"] == "1001"
+    config = runner_config(_record(session_type=session_pb2.SESSION_TYPE_BATCH), ROOT_USER)
     assert config["session_type"] == "batch"
+    assert (config["uid"], config["gid"], config["supplementary_gids"]) == (0, 0, [])
+
+
+def test_kernel_user_needs_uid_match_and_defaults_to_the_work_user() -> None:
+    uid_match = {"ai.backend.features": "query batch uid-match"}
+    manager_default = kernel_config()
+    assert kernel_user(manager_default, uid_match) == KernelUser(1000, 1000)
+    assert kernel_user(manager_default, {"ai.backend.features": "query batch"}) == ROOT_USER
+    chosen = kernel_config(uid=2000, main_gid=2001, supplementary_gids=[2002, 2003])
+    assert kernel_user(chosen, uid_match) == KernelUser(2000, 2001, (2002, 2003))
+    assert kernel_user(chosen, {}) == ROOT_USER
+    config = runner_config(_record(), kernel_user(chosen, uid_match))
+    assert (config["uid"], config["gid"], config["supplementary_gids"]) == (
+        2000,
+        2001,
+        [2002, 2003],
+    )
 
 
 @pytest.mark.parametrize(

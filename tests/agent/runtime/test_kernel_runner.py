@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bai.agent.runner import protocol
 from bai.agent.runner.client import (
     RunnerBusy,
     RunnerClient,
@@ -31,14 +32,22 @@ from bai.agent.runner.layout import (
     RUN_MOUNT,
     RUNNER_MOUNT,
     SOCKET_FILE,
+    WORK_DIR,
     runner_command,
     runner_package_dir,
 )
 from bai.agent.runtime.base import BindMount, SandboxSpec
 from bai.agent.runtime.docker import DockerRuntime
-from tests.agent.runtime.runner_helpers import run
+from tests.agent.runtime.runner_helpers import (
+    run,
+    runner_that_stops_reading,
+    until_idle,
+    write_after_the_result,
+)
 
 READY_TIMEOUT = 30.0
+# kernel.json's user, as the agent writes it for the local image (uid-match).
+WORK_USER = {"uid": 1000, "gid": 1000}
 PYTHON39 = Path("/root/.pyenv/versions/3.9.18/bin/python3.9")
 
 
@@ -72,7 +81,7 @@ async def start_kernel(
 ) -> AsyncIterator[StartKernel]:
     started: list[str] = []
 
-    async def start(config: dict[str, object] | None = None) -> Kernel:
+    async def start(config: dict[str, object] | None = None, scratch: Path | None = None) -> Kernel:
         run_dir = short_tmp / f"run{len(started)}"
         run_dir.mkdir()
         if config is not None:
@@ -81,6 +90,8 @@ async def start_kernel(
             BindMount(runner_package_dir(), RUNNER_MOUNT, read_only=True),
             BindMount(run_dir, RUN_MOUNT),
         ]
+        if scratch is not None:
+            mounts.append(BindMount(scratch, WORK_DIR))
         spec = replace(kernel_spec, kernel_id=uuid.uuid4().hex, mounts=mounts)
         state = await docker_runtime.start(spec)
         started.append(state.sandbox_id)
@@ -93,7 +104,7 @@ async def start_kernel(
 
 @pytest.fixture
 async def kernel(start_kernel: StartKernel) -> Kernel:
-    started = await start_kernel()
+    started = await start_kernel(WORK_USER)
     await started.client.wait_ready(READY_TIMEOUT)
     return started
 
@@ -212,6 +223,37 @@ async def test_batch_mode_exit_code_env_and_stdin(kernel: Kernel) -> None:
     assert events[-1] == RunResult("finished", 3, [], "")
 
 
+async def test_a_run_over_before_the_end_of_stdin_keeps_its_result(kernel: Kernel) -> None:
+    handle = await kernel.client.start_run(RunSpec("batch", "echo done"))
+    async with handle:
+        # The result is sent before the client writes the end of stdin (as the agent's
+        # Execute relay does when its caller has nothing to send).
+        await until_idle(kernel.client)
+        await handle.send_stdin(b"", eof=True)
+        events = [event async for event in handle.events()]
+    assert events == [RunOutput("stdout", b"done\n", 0), RunResult("finished", 0, [], "")]
+
+
+async def test_the_runner_reads_until_the_client_closes(kernel: Kernel) -> None:
+    socket_path = kernel.run_dir / SOCKET_FILE
+    frames, rest = await asyncio.to_thread(write_after_the_result, socket_path)
+    assert [frame["op"] for frame in frames] == ["accepted", "output", "result"]
+    assert rest == b""
+
+
+async def test_the_client_keeps_the_result_when_a_late_write_fails(short_tmp: Path) -> None:
+    output = {"op": protocol.OP_OUTPUT, "stream": "stdout", "seq": 0, "data": "ZG9uZQo="}
+    result = {"op": protocol.OP_RESULT, "status": "finished", "exit_code": 0, "files": []}
+    socket_path = short_tmp / SOCKET_FILE
+    with runner_that_stops_reading(socket_path, [output, result]) as replied:
+        handle = await RunnerClient(socket_path).start_run(RunSpec("batch", "echo done"))
+        async with handle:
+            await asyncio.to_thread(replied.wait)
+            await handle.send_stdin(b"", eof=True)
+            events = [event async for event in handle.events()]
+    assert events == [RunOutput("stdout", b"done\n", 0), RunResult("finished", 0, [], "")]
+
+
 async def test_batch_build_command_failure(kernel: Kernel) -> None:
     transcript = await run(kernel.client, RunSpec("batch", "echo never", build_command="exit 4"))
     assert transcript.result == RunResult("failed", 4, [], "build command failed")
@@ -272,7 +314,12 @@ async def test_batch_session_success_and_timeout(
 ) -> None:
     fine = await start_kernel({"session_type": "batch", "startup_command": "true"})
     slow = await start_kernel(
-        {"session_type": "batch", "startup_command": "sleep 60", "batch_timeout_seconds": 0.5}
+        {
+            **WORK_USER,
+            "session_type": "batch",
+            "startup_command": "sleep 60",
+            "batch_timeout_seconds": 0.5,
+        }
     )
     assert (await docker_runtime.wait(fine.sandbox_id)).exit_code == 0
     finished = json.loads((fine.run_dir / BATCH_RESULT_FILE).read_text())
@@ -296,6 +343,36 @@ async def test_interactive_startup_command_runs_in_the_background(
     )
     transcript = await run(kernel.client, RunSpec("query", code, timeout=20))
     assert transcript.text("stdout") == "'up\\n'\n"
+
+
+async def test_user_code_runs_as_the_kernel_user(
+    start_kernel: StartKernel, short_tmp: Path
+) -> None:
+    scratch = short_tmp / "scratch"
+    scratch.mkdir()
+    os.chown(scratch, 1000, 1000)
+    config = {
+        **WORK_USER,
+        "supplementary_gids": [1001],
+        "bootstrap_script": "echo booted > /tmp/bootstrapped",
+        "startup_command": "echo up > /tmp/started; sleep 60",
+    }
+    kernel = await start_kernel(config, scratch)
+    await kernel.client.wait_ready(READY_TIMEOUT)
+    code = (
+        "import os, time\n"
+        "while not os.path.exists('/tmp/started'): time.sleep(0.01)\n"
+        "open('/home/work/query.txt', 'w').write('q')\n"
+        "print(os.getuid(), os.getgid(), os.getgroups(), os.environ['HOME'])\n"
+        "print(os.stat('/tmp/bootstrapped').st_uid, os.stat('/tmp/started').st_uid)\n"
+        "try:\n    os.setuid(0)\nexcept PermissionError:\n    print('no way back')\n"
+    )
+    query = await run(kernel.client, RunSpec("query", code, timeout=20))
+    assert query.text("stdout") == "1000 1000 [1001] /home/work\n0 1000\nno way back\n"
+    batch = await run(kernel.client, RunSpec("batch", "echo b > /home/work/batch.txt"))
+    assert batch.result is not None and batch.result.exit_code == 0
+    owners = {path.name: (path.stat().st_uid, path.stat().st_gid) for path in scratch.iterdir()}
+    assert owners == {"query.txt": (1000, 1000), "batch.txt": (1000, 1000)}
 
 
 async def test_wait_ready_gives_up(short_tmp: Path) -> None:

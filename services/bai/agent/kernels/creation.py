@@ -17,7 +17,13 @@ from pathlib import Path
 from bai.agent.kernels.image_ops import needs_pull
 from bai.agent.kernels.lifecycle import KernelManager
 from bai.agent.kernels.records import KernelRecord
-from bai.agent.kernels.sandbox_spec import is_batch, runner_config, sandbox_spec
+from bai.agent.kernels.sandbox_spec import (
+    KernelUser,
+    is_batch,
+    kernel_user,
+    runner_config,
+    sandbox_spec,
+)
 from bai.agent.kernels.service_ports import service_ports
 from bai.agent.runner.layout import KERNEL_CONFIG_FILE, SOCKET_FILE
 from bai.agent.runtime.base import PortMapping, RuntimeFailure
@@ -66,7 +72,8 @@ async def _bring_up(km: KernelManager, record: KernelRecord) -> None:
     mappings = _publish_ports(km, record, outcome.info.labels)
     scratch = ctx.scratch_dir(record.kernel_id)
     run_dir = ctx.run_dir(record.kernel_id)
-    await asyncio.to_thread(_prepare_dirs, record, scratch, run_dir)
+    user = kernel_user(config, outcome.info.labels)
+    await asyncio.to_thread(_prepare_dirs, record, user, scratch, run_dir)
     km.transition(record, KS.KERNEL_STATUS_CREATING, reg.KERNEL_EVENT_TYPE_CREATING)
     spec = sandbox_spec(
         record,
@@ -76,6 +83,7 @@ async def _bring_up(km: KernelManager, record: KernelRecord) -> None:
         runner_dir=km.runner.package_dir,
         command=km.runner.command,
         port_mappings=mappings,
+        user=user,
     )
     state = await ctx.runtime.start(spec)
     record.sandbox_id = state.sandbox_id
@@ -114,12 +122,14 @@ def _publish_ports(
     return mappings
 
 
-def _prepare_dirs(record: KernelRecord, scratch: Path, run_dir: Path) -> None:
+def _prepare_dirs(record: KernelRecord, user: KernelUser, scratch: Path, run_dir: Path) -> None:
+    """Scratch (the kernel's /home/work, owned by its user) and the run directory
+    (the agent's and the runner's: root's)."""
     config = record.config
     scratch.mkdir(parents=True, exist_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SOCKET_FILE).unlink(missing_ok=True)
-    (run_dir / KERNEL_CONFIG_FILE).write_text(json.dumps(runner_config(record)), "utf-8")
+    (run_dir / KERNEL_CONFIG_FILE).write_text(json.dumps(runner_config(record, user)), "utf-8")
     for dotfile in config.dotfiles:
         path = dotfile.path
         if path.startswith("/home/work/"):
@@ -131,9 +141,9 @@ def _prepare_dirs(record: KernelRecord, scratch: Path, run_dir: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(dotfile.data)
         target.chmod(dotfile.mode or 0o644)
-    if config.uid and os.geteuid() == 0:
+    if user.uid and os.geteuid() == 0:
         for owned in [scratch, *scratch.rglob("*")]:
-            os.lchown(owned, config.uid, config.main_gid or config.uid)
+            os.lchown(owned, user.uid, user.gid)
 
 
 async def wait_runner_ready(km: KernelManager, record: KernelRecord) -> None:

@@ -12,7 +12,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import suppress
-from dataclasses import dataclass
 
 from bai.agent.kernels.lifecycle import KernelManager
 from bai.agent.runner.client import (
@@ -102,32 +101,18 @@ def _execution_event(
     return event
 
 
-@dataclass
-class _Stdin:
-    """Whether the caller closed stdin, and whether the program waits for input.
-
-    End of stdin goes to a query run only when it waits for input: a write that
-    reaches the runner after its result breaks the connection before the result
-    is read. Batch runs read stdin as a pipe without saying so: they get it at once.
-    """
-
-    batch: bool
-    closed: bool = False
-    waiting: bool = False
-
-
-async def _pump_input(
-    handle: RunHandle, requests: AsyncIterator[agent_pb2.ExecuteRequest], stdin: _Stdin
-) -> None:
+async def _pump_input(handle: RunHandle, requests: AsyncIterator[agent_pb2.ExecuteRequest]) -> None:
+    """The caller's stdin and interrupts to the run; the end of its stream is the end of
+    stdin (the runner drops it if the run is already over)."""
+    stdin_closed = False
     async for request in requests:
         kind = request.WhichOneof("payload")
         if kind == "stdin":
-            stdin.waiting = False
+            stdin_closed = stdin_closed or request.stdin.eof
             await handle.send_stdin(request.stdin.data, request.stdin.eof)
         elif kind == "interrupt":
             await handle.interrupt()
-    stdin.closed = True
-    if stdin.batch or stdin.waiting:
+    if not stdin_closed:
         await handle.send_stdin(b"", eof=True)
 
 
@@ -143,8 +128,7 @@ async def relay(
     outbox.execution_event(
         _execution_event(session_id, kernel_id, handle.run_id, reg.EXECUTION_EVENT_TYPE_STARTED)
     )
-    stdin = _Stdin(batch=first.start.mode == ex.EXECUTION_MODE_BATCH)
-    pump = asyncio.create_task(_pump_input(handle, requests, stdin))
+    pump = asyncio.create_task(_pump_input(handle, requests))
     result = ex.ExecutionResult(run_id=handle.run_id, status=ex.EXECUTION_STATUS_FAILED)
     status = "failed"
     reported = False
@@ -160,9 +144,6 @@ async def relay(
                     )
                     yield agent_pb2.ExecuteResponse(output=output)
                 elif isinstance(event, RunWaitingInput):
-                    stdin.waiting = True
-                    if stdin.closed:
-                        await handle.send_stdin(b"", eof=True)
                     waiting = ex.ExecutionWaitingInput(
                         prompt=event.prompt, is_password=event.is_password
                     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bai.agent.images.labels import LABEL_FEATURES
 from bai.agent.kernels.records import KernelRecord
 from bai.agent.runner.layout import RUN_MOUNT, RUNNER_MOUNT, WORK_DIR
 from bai.agent.runtime.base import (
@@ -16,10 +19,15 @@ from bai.agent.runtime.base import (
     PortMapping,
     SandboxSpec,
 )
+from bai.api.agent.v1 import agent_pb2
 from bai.api.common.v1 import session_pb2, storage_pb2
 
 SCRATCH_MOUNT = WORK_DIR
 DEFAULT_SHMEM = 64 * 1024 * 1024
+FEATURE_UID_MATCH = "uid-match"
+# The `work` user of uid-match images (and of the local kernel image).
+DEFAULT_WORK_UID = 1000
+DEFAULT_WORK_GID = 1000
 
 _SESSION_TYPE_NAMES: dict[int, str] = {
     session_pb2.SESSION_TYPE_UNSPECIFIED: "interactive",
@@ -28,6 +36,31 @@ _SESSION_TYPE_NAMES: dict[int, str] = {
     session_pb2.SESSION_TYPE_INFERENCE: "inference",
     session_pb2.SESSION_TYPE_SYSTEM: "system",
 }
+
+
+@dataclass(frozen=True)
+class KernelUser:
+    """Who user code runs as in the kernel; uid 0: the image's own user (root)."""
+
+    uid: int
+    gid: int
+    supplementary_gids: tuple[int, ...] = ()
+
+
+ROOT_USER = KernelUser(0, 0)
+
+
+def kernel_user(config: agent_pb2.KernelCreationConfig, labels: Mapping[str, str]) -> KernelUser:
+    """Images with the uid-match feature have a `work` user: user code runs as the uid
+    and gids the manager sends, or as 1000:1000 where it sends 0 (as it does today).
+    Other images may have no such user: their code runs as root, as upstream does."""
+    if FEATURE_UID_MATCH not in labels.get(LABEL_FEATURES, "").split():
+        return ROOT_USER
+    return KernelUser(
+        uid=config.uid or DEFAULT_WORK_UID,
+        gid=config.main_gid or DEFAULT_WORK_GID,
+        supplementary_gids=tuple(config.supplementary_gids),
+    )
 
 
 def session_type_name(value: int) -> str:
@@ -60,7 +93,7 @@ def cluster_environ(record: KernelRecord) -> dict[str, str]:
     return environ
 
 
-def kernel_environ(record: KernelRecord) -> dict[str, str]:
+def kernel_environ(record: KernelRecord, user: KernelUser) -> dict[str, str]:
     """User environment, then plugin environment, then the agent's own variables."""
     config = record.config
     environ = dict(config.environ)
@@ -73,15 +106,15 @@ def kernel_environ(record: KernelRecord) -> dict[str, str]:
         environ[prefix + "SESSION_TYPE"] = session_type_name(config.session_type)
     environ.update(cluster_environ(record))
     environ.setdefault("HOME", SCRATCH_MOUNT)
-    if config.uid:
-        environ["LOCAL_USER_ID"] = str(config.uid)
-    if config.main_gid:
-        environ["LOCAL_GROUP_ID"] = str(config.main_gid)
+    if user.uid:
+        environ["LOCAL_USER_ID"] = str(user.uid)
+        environ["LOCAL_GROUP_ID"] = str(user.gid)
     return environ
 
 
-def runner_config(record: KernelRecord) -> dict[str, Any]:
-    """kernel.json, read by the in-kernel runner at start."""
+def runner_config(record: KernelRecord, user: KernelUser) -> dict[str, Any]:
+    """kernel.json, read by the in-kernel runner at start (as root: it switches to
+    `user` after the bootstrap script)."""
     config = record.config
     timeout = (
         config.batch_timeout.ToTimedelta().total_seconds()
@@ -95,6 +128,9 @@ def runner_config(record: KernelRecord) -> dict[str, Any]:
         "startup_command": config.startup_command,
         "bootstrap_script": config.bootstrap_script,
         "batch_timeout_seconds": timeout,
+        "uid": user.uid,
+        "gid": user.gid,
+        "supplementary_gids": list(user.supplementary_gids),
     }
 
 
@@ -132,6 +168,7 @@ def sandbox_spec(
     runner_dir: Path,
     command: list[str],
     port_mappings: list[PortMapping],
+    user: KernelUser,
 ) -> SandboxSpec:
     config = record.config
     devices: list[str] = []
@@ -152,7 +189,7 @@ def sandbox_spec(
         agent_id=agent_id,
         image=record.image_ref,
         command=command,
-        environ=kernel_environ(record),
+        environ=kernel_environ(record, user),
         cpu_limit=_slot(record, "cpu"),
         mem_limit=int(_slot(record, "mem")),
         shmem_bytes=config.resource_opts.shmem_bytes or DEFAULT_SHMEM,

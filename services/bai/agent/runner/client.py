@@ -4,12 +4,18 @@ One `RunnerClient` per kernel, pointed at the runner's socket in the kernel's
 run directory on the host. Each run is one connection; the runner answers
 "busy" while another run is going, and closing a handle before its result
 interrupts the run.
+
+A connection is a plain non-blocking socket rather than an asyncio stream: a
+failed write must not cost the frames the runner already sent (an asyncio
+transport drops its unread input on a write error). Writes are best effort;
+what the runner sent, read to its end, says how the run went.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +25,7 @@ from . import protocol
 
 # sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
+READ_CHUNK_BYTES = 256 * 1024
 READY_POLL_INITIAL_SECONDS = 0.02
 READY_POLL_MAX_SECONDS = 0.25
 # How long closing an unfinished run waits for the runner to report it stopped
@@ -76,19 +83,95 @@ class RunResult:
 RunEvent = RunOutput | RunWaitingInput | RunResult
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> protocol.Message | None:
-    """The next frame; None at a clean end of stream."""
-    try:
-        header = await reader.readexactly(protocol.HEADER.size)
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial:
-            raise protocol.ProtocolError("connection closed inside a frame") from exc
-        return None
-    try:
-        body = await reader.readexactly(protocol.frame_length(header))
-    except asyncio.IncompleteReadError as exc:
-        raise protocol.ProtocolError("connection closed inside a frame") from exc
-    return protocol.decode_body(body)
+class FrameConnection:
+    """One connection to the runner; reading and writing fail independently."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self._buffer = bytearray()
+        self._eof = False
+        self._closed = False
+        # Reads and writes awaiting the socket: its descriptor is closed after them.
+        self._in_flight = 0
+
+    @classmethod
+    async def open(cls, path: str) -> FrameConnection:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await asyncio.get_running_loop().sock_connect(sock, path)
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def read_frame(self) -> protocol.Message | None:
+        """The next frame; None at the end of what the runner sent (or after close)."""
+        while True:
+            frame = self._take_frame()
+            if frame is not None:
+                return frame
+            if self._eof or self._closed:
+                if self._buffer and not self._closed:
+                    raise protocol.ProtocolError("connection closed inside a frame")
+                return None
+            chunk = await self._recv()
+            if chunk:
+                self._buffer += chunk
+            else:
+                self._eof = True
+
+    async def write_frame(self, message: protocol.Message) -> None:
+        if self._closed:
+            raise BrokenPipeError("the connection is closed")
+        data = protocol.encode_frame(message)
+        self._in_flight += 1
+        try:
+            await asyncio.get_running_loop().sock_sendall(self._sock, data)
+        finally:
+            self._in_flight -= 1
+            self._release()
+
+    def close(self) -> None:
+        """End the connection; a read or write still waiting on it ends at once."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._release()
+
+    def _take_frame(self) -> protocol.Message | None:
+        header_size = protocol.HEADER.size
+        if len(self._buffer) < header_size:
+            return None
+        end = header_size + protocol.frame_length(bytes(self._buffer[:header_size]))
+        if len(self._buffer) < end:
+            return None
+        body = bytes(self._buffer[header_size:end])
+        del self._buffer[:end]
+        return protocol.decode_body(body)
+
+    async def _recv(self) -> bytes:
+        self._in_flight += 1
+        try:
+            return await asyncio.get_running_loop().sock_recv(self._sock, READ_CHUNK_BYTES)
+        except ConnectionResetError:
+            # The runner closed with our last frames unread: everything it sent was read.
+            return b""
+        finally:
+            self._in_flight -= 1
+            self._release()
+
+    def _release(self) -> None:
+        # Closing the descriptor under a pending asyncio read or write would strand it.
+        if self._closed and self._in_flight == 0:
+            self._sock.close()
 
 
 def _to_event(frame: protocol.Message) -> RunEvent | None:
@@ -115,15 +198,14 @@ def _to_event(frame: protocol.Message) -> RunEvent | None:
 class RunHandle:
     """One run in progress. Iterate `events()` once, to the RunResult."""
 
-    def __init__(
-        self, run_id: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def __init__(self, run_id: str, connection: FrameConnection) -> None:
         self.run_id = run_id
-        self._reader = reader
-        self._writer = writer
+        self._connection = connection
         self._write_lock = asyncio.Lock()
         self._result: RunResult | None = None
         self._reading = False
+        # Set once a write failed: the runner stopped reading, nothing more goes out.
+        self._write_failed = False
 
     @property
     def result(self) -> RunResult | None:
@@ -136,7 +218,7 @@ class RunHandle:
             try:
                 self._reading = True
                 try:
-                    frame = await _read_frame(self._reader)
+                    frame = await self._connection.read_frame()
                 finally:
                     self._reading = False
                 if frame is None:
@@ -165,7 +247,7 @@ class RunHandle:
 
     async def close(self) -> None:
         """Release the connection; before the result this interrupts the run."""
-        if self._writer.is_closing():
+        if self._connection.closed:
             return
         if self._result is None and not self._reading:
             # Wait (briefly) for the interrupted run to end, so that the kernel is free
@@ -173,9 +255,7 @@ class RunHandle:
             with contextlib.suppress(RunnerUnavailable, TimeoutError):
                 await self.interrupt()
                 await asyncio.wait_for(self._drain_to_result(), CLOSE_WAIT_SECONDS)
-        self._writer.close()
-        with contextlib.suppress(OSError):
-            await self._writer.wait_closed()
+        self._connection.close()
 
     async def __aenter__(self) -> RunHandle:
         return self
@@ -184,39 +264,39 @@ class RunHandle:
         await self.close()
 
     async def _send(self, frame: protocol.Message) -> None:
-        if self._result is not None:
+        """Best effort: a write fails only once the runner stopped reading, because the
+        run is over or the runner is gone, and `events()` tells which."""
+        if self._result is not None or self._write_failed:
             return
         async with self._write_lock:
             try:
-                self._writer.write(protocol.encode_frame(frame))
-                await self._writer.drain()
-            except OSError as exc:
-                raise RunnerUnavailable(f"runner connection failed: {exc}") from exc
+                await self._connection.write_frame(frame)
+            except OSError:
+                self._write_failed = True
 
 
 class RunnerClient:
     def __init__(self, socket_path: Path) -> None:
         self.socket_path = socket_path
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _connect(self) -> FrameConnection:
         path = str(self.socket_path)
         if len(path.encode()) > MAX_SOCKET_PATH_BYTES:
             raise RunnerUnavailable(f"socket path is too long for a unix socket: {path}")
         try:
-            return await asyncio.open_unix_connection(path)
+            return await FrameConnection.open(path)
         except OSError as exc:
             raise RunnerUnavailable(f"cannot connect to the runner at {path}: {exc}") from exc
 
     async def ping(self) -> protocol.Message:
-        reader, writer = await self._connect()
+        connection = await self._connect()
         try:
-            writer.write(protocol.encode_frame({"op": protocol.OP_PING}))
-            await writer.drain()
-            frame = await _read_frame(reader)
+            await connection.write_frame({"op": protocol.OP_PING})
+            frame = await connection.read_frame()
         except (OSError, protocol.ProtocolError) as exc:
             raise RunnerUnavailable(f"runner did not answer: {exc}") from exc
         finally:
-            writer.close()
+            connection.close()
         if frame is None or frame["op"] != protocol.OP_PONG:
             raise RunnerUnavailable("runner did not answer the ping")
         return frame
@@ -242,7 +322,7 @@ class RunnerClient:
 
     async def start_run(self, spec: RunSpec) -> RunHandle:
         """Start a run; raises RunnerBusy or RunnerUnavailable."""
-        reader, writer = await self._connect()
+        connection = await self._connect()
         request = {
             "op": protocol.OP_RUN,
             "mode": spec.mode,
@@ -252,15 +332,17 @@ class RunnerClient:
             "environ": spec.environ,
         }
         try:
-            writer.write(protocol.encode_frame(request))
-            await writer.drain()
-            reply = await _read_frame(reader)
+            await connection.write_frame(request)
+            reply = await connection.read_frame()
         except (OSError, protocol.ProtocolError) as exc:
-            writer.close()
+            connection.close()
             raise RunnerUnavailable(f"runner connection failed: {exc}") from exc
+        except BaseException:
+            connection.close()
+            raise
         if reply is not None and reply["op"] == protocol.OP_ACCEPTED:
-            return RunHandle(str(reply["run_id"]), reader, writer)
-        writer.close()
+            return RunHandle(str(reply["run_id"]), connection)
+        connection.close()
         if reply is not None and reply["op"] == protocol.OP_BUSY:
             raise RunnerBusy(str(reply.get("message") or "another run is in progress"))
         raise RunnerUnavailable("the runner did not accept the run")

@@ -14,7 +14,9 @@ JSON: one object with an "op" field. Byte payloads travel base64-encoded in
     runner -> client: output {stream, data, seq} | waiting_input {prompt, is_password}
     runner -> client: result {status, exit_code, files, message}   (last frame)
 
-Closing the connection before the result interrupts the run.
+Closing the connection before the result interrupts the run. After the
+result the runner reads and drops what the client still sends, until the
+client closes: a late write (the end of stdin) never meets a closed socket.
 """
 
 from __future__ import annotations

@@ -44,13 +44,6 @@ class Connection:
     def send(self, message: protocol.Message) -> None:
         self._outbox.put(message)
 
-    def stop_reading(self) -> None:
-        """Make a pending `read` return None (the run is over; nothing more is wanted)."""
-        try:
-            self._sock.shutdown(socket.SHUT_RD)
-        except OSError:
-            pass
-
     def close(self) -> None:
         """Flush what was queued, then close. Idempotent."""
         if self._closed:
@@ -149,7 +142,6 @@ class RunContext:
             }
         )
         self.done.set()
-        self.connection.stop_reading()
 
     def status_after_stop(self) -> str:
         if self.timed_out:

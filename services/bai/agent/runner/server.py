@@ -21,12 +21,16 @@ class RunnerServer:
         self._run_slot = threading.Lock()
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 
-    def start(self) -> None:
-        """Listen, then accept in a background thread."""
+    def listen(self) -> None:
+        """Bind the socket (while the runner may still write the run directory); clients
+        that connect wait until `start`."""
         if self.socket_path.exists() or self.socket_path.is_symlink():
             self.socket_path.unlink()
         self._listener.bind(str(self.socket_path))
         self._listener.listen(16)
+
+    def start(self) -> None:
+        """Accept in a background thread."""
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
     def close(self) -> None:
@@ -80,14 +84,18 @@ class RunnerServer:
         self._follow_client(connection, ctx)
 
     def _follow_client(self, connection: Connection, ctx: RunContext) -> None:
-        """Relay stdin and interrupts until the run is done or the client leaves."""
-        while not ctx.done.is_set():
+        """Relay stdin and interrupts until the client closes the connection.
+
+        Frames that come after the result (the end of stdin, sent as the client's
+        caller finished) are read and dropped: a write that met a closed socket
+        would make the client fail before it read the result.
+        """
+        while True:
             frame = connection.read()
             if frame is None:
-                # The client closed early (or the run finished and closed the socket).
-                ctx.feed_stdin(b"", eof=True)
-                ctx.interrupt()
                 break
+            if ctx.done.is_set():
+                continue
             if frame["op"] == protocol.OP_STDIN:
                 try:
                     data = protocol.decode_data(frame)
@@ -96,4 +104,8 @@ class RunnerServer:
                 ctx.feed_stdin(data, bool(frame.get("eof")))
             elif frame["op"] == protocol.OP_INTERRUPT:
                 ctx.interrupt()
+        if not ctx.done.is_set():
+            # The client left before the result: the run is stopped.
+            ctx.feed_stdin(b"", eof=True)
+            ctx.interrupt()
         ctx.done.wait()

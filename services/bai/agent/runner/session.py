@@ -1,6 +1,6 @@
-"""What the runner does for its kernel at start: bootstrap once, then either run
-the batch session's command to completion or serve runs forever. Stdlib only,
-python3.9-compatible."""
+"""What the runner does for its kernel at start: bootstrap once (as root), become
+the kernel's user, then either run the batch session's command to completion or
+serve runs forever. Stdlib only, python3.9-compatible."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from . import layout
 from .batch_exec import existing_dir, exit_status, signal_group
+from .privileges import become, kernel_user
 from .query_exec import QueryExecutor
 from .server import RunnerServer
 
@@ -60,8 +61,12 @@ def start_background(command: str, work_dir: Path) -> None:
     threading.Thread(target=process.wait, daemon=True).start()
 
 
-def run_batch_session(command: str, timeout: float, run_dir: Path, work_dir: Path) -> int:
-    """Run the command with the sandbox's stdout/stderr; record and return its status."""
+def run_batch_session(command: str, timeout: float, result_file: IO[bytes], work_dir: Path) -> int:
+    """Run the command with the sandbox's stdout/stderr; record and return its status.
+
+    `result_file` was opened before the runner left root (the run directory is the
+    agent's); the agent reads it once the sandbox has exited.
+    """
     started = time.monotonic()
     process = subprocess.Popen(
         ["/bin/sh", "-c", command],
@@ -87,28 +92,29 @@ def run_batch_session(command: str, timeout: float, run_dir: Path, work_dir: Pat
         "reason": reason,
         "elapsed_seconds": round(time.monotonic() - started, 3),
     }
-    write_json_atomic(run_dir / layout.BATCH_RESULT_FILE, result)
+    with result_file:
+        result_file.write(json.dumps(result).encode("utf-8"))
     return code
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data), "utf-8")
-    os.replace(partial, path)
 
 
 def main(argv: list[str] | None = None) -> int:
     run_dir = layout.run_dir()
     work_dir = layout.work_dir()
     config = load_kernel_config(run_dir)
+    user = kernel_user(config)
     run_bootstrap(str(config.get("bootstrap_script") or ""), run_dir, work_dir)
     executor = QueryExecutor(work_dir)
     server = RunnerServer(run_dir / layout.SOCKET_FILE, executor)
+    # The run directory is the agent's: what the runner writes there, it opens as root.
+    server.listen()
+    batch = config.get("session_type") == SESSION_BATCH
+    result_file = (run_dir / layout.BATCH_RESULT_FILE).open("wb") if batch else None
+    become(user, work_dir)
     server.start()
     command = str(config.get("startup_command") or "")
-    if config.get("session_type") == SESSION_BATCH:
+    if result_file is not None:
         timeout = float(config.get("batch_timeout_seconds") or 0)
-        args = (command, timeout, run_dir, work_dir, server)
+        args = (command, timeout, result_file, work_dir, server)
         threading.Thread(target=_batch_session_then_exit, args=args, daemon=True).start()
     elif command:
         start_background(command, work_dir)
@@ -118,9 +124,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _batch_session_then_exit(
-    command: str, timeout: float, run_dir: Path, work_dir: Path, server: RunnerServer
+    command: str, timeout: float, result_file: IO[bytes], work_dir: Path, server: RunnerServer
 ) -> None:
-    code = run_batch_session(command, timeout, run_dir, work_dir)
+    code = run_batch_session(command, timeout, result_file, work_dir)
     server.close()
     for stream in (sys.__stdout__, sys.__stderr__):
         if stream is not None:
