@@ -322,6 +322,13 @@ def test_exec_batch_mode_timeout_and_failures(bai: Bai) -> None:
     assert r.code == 5 and "(SESSION_NOT_READY)" in r.err
 
 
+def test_exec_takes_code_after_options(bai: Bai) -> None:
+    created(bai, "python:3.12", "--name", "exec1")
+    r = bai("session", "exec", "exec1", "--mode", "batch", "out late")
+    assert (r.code, r.out) == (0, "late\n")
+    assert bai.server.state.inputs[0].start.mode == execution_pb2.EXECUTION_MODE_BATCH
+
+
 def test_ctrl_c_interrupts_the_run(bai: Bai) -> None:
     created(bai, "python:3.12", "--name", "exec1")
     r = bai("session", "exec", "exec1", "out started; sigint")

@@ -178,19 +178,44 @@ def exec_(args: argparse.Namespace, ctx: Context) -> int:
     return run_code(ctx, client, session_id(client, args.session), code, mode, exec_timeout)
 
 
+class IntermixedParser(argparse.ArgumentParser):
+    """Accepts options between positionals: `exec demo --mode batch 'ls'`.
+
+    Plain argparse binds every positional at the first one it meets, so CODE
+    after an option would be "unrecognized".
+    """
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Any = None, namespace: Any = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._intermixing:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def run_parser(sub: Any, name: str, help_text: str, description: str) -> argparse.ArgumentParser:
     """A parser whose --timeout is the run's limit instead of the per-call timeout.
 
     It gets a fresh copy of the common options: resolving the --timeout conflict
     edits the parent's action, which must not be shared with other commands.
     """
-    return sub.add_parser(  # type: ignore[no-any-return]
+    parser: argparse.ArgumentParser = sub.add_parser(
         name,
         help=help_text,
         description=description,
         parents=[common_options()],
         conflict_handler="resolve",
     )
+    # add_parser builds the class its subparsers action was given; only these
+    # commands take code after options.
+    parser.__class__ = IntermixedParser
+    return parser
 
 
 def register(cmds: Any, common: argparse.ArgumentParser) -> None:
