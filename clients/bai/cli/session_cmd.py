@@ -1,4 +1,4 @@
-"""``bai session ...``: create, list, inspect, destroy, restart, and the streams of a session.
+"""``bai session ...``: create, list, inspect, destroy, restart; streams and files of a session.
 
 A session is named by its id or, for your own live sessions, by its name: the
 manager's GetSession takes only ids, so names are looked up with ListSessions.
@@ -195,15 +195,15 @@ def _session_arg(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any, name: str, help_text: str, common: argparse.ArgumentParser) -> None:
-    from bai.cli import exec_cmd, session_create, session_streams
+    from bai.cli import exec_cmd, session_create, session_files, session_streams
 
     p = sub.add_parser(
         name,
         help=help_text,
         description=(
             "Compute sessions: create them, list and inspect them, run code in them, follow "
-            "their logs, events and statistics, destroy them. ID|NAME is a session id or "
-            "the name of one of your live sessions."
+            "their logs, events and statistics, move files in and out, destroy them. "
+            "ID|NAME is a session id or the name of one of your live sessions."
         ),
     )
     cmds = p.add_subparsers(dest="session_command", metavar="COMMAND", required=True)
@@ -242,4 +242,5 @@ def register(sub: Any, name: str, help_text: str, common: argparse.ArgumentParse
     p = leaf(cmds, "restart", "restart every kernel in place", restart, common)
     _session_arg(p)
     session_streams.register(cmds, common)
+    session_files.register(cmds, common)
     exec_cmd.register(cmds, common)

@@ -1,12 +1,14 @@
 """A fake agent for session tests, against the contracts: an AgentService server on
 a free port plus a registry stream (AgentRegistryService.Connect) that reports
 kernel events the way a real agent does (PREPARING, CREATING, STARTED; then
-TERMINATING, TERMINATED on destroy)."""
+TERMINATING, TERMINATED on destroy). Files live in memory per kernel; path
+containment is the real agent's business and is not imitated."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import posixpath
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,9 +21,18 @@ from google.rpc import code_pb2, status_pb2
 from google.rpc.error_details_pb2 import ErrorInfo
 
 from bai.api.agent.v1 import agent_pb2, agent_pb2_grpc
-from bai.api.common.v1 import execution_pb2, image_pb2, node_pb2, stats_pb2, types_pb2
+from bai.api.common.v1 import (
+    execution_pb2,
+    image_pb2,
+    node_pb2,
+    stats_pb2,
+    storage_pb2,
+    types_pb2,
+)
 from bai.api.common.v1 import session_pb2 as common
 from bai.api.manager.v1 import agent_registry_pb2 as reg
+from bai.common.errors import FailedPrecondition, InvalidArgument, NotFound
+from bai.common.grpc_errors import to_grpc_status
 from tests.manager.agents.fake_agent import RegistryClient
 
 IMAGE = "cr.test/sessions/python:3.12"
@@ -31,6 +42,7 @@ IMAGE_LABELS = {
     "ai.backend.resource.max.cpu": "8",
 }
 EV = reg.KernelEventType
+FILE_CHUNK = 1 << 20
 
 
 def _packed(message: Any) -> any_pb2.Any:
@@ -56,6 +68,10 @@ class FakeAgentState:
     refuse: set[str] = field(default_factory=set)
     # Leave new kernels PREPARING (no further events).
     hold: bool = False
+    # Files under each kernel's /home/work (normalized relative path -> bytes),
+    # and the file RPCs received ("UploadFile path", ...).
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    file_calls: list[str] = field(default_factory=list)
 
 
 class FakeAgentService(agent_pb2_grpc.AgentServiceServicer):
@@ -179,6 +195,64 @@ class FakeAgentService(agent_pb2_grpc.AgentServiceServicer):
                 ],
             )
             await asyncio.sleep(0.05)
+
+    async def _files_of(self, kernel_id: str, context: Any) -> dict[str, bytes]:
+        kernel = self.state.kernels.get(kernel_id)
+        if kernel is None:
+            await context.abort_with_status(to_grpc_status(NotFound("kernel not found")))
+        elif kernel.status != common.KERNEL_STATUS_RUNNING:
+            not_ready = FailedPrecondition("not running", reason="SESSION_NOT_READY")
+            await context.abort_with_status(to_grpc_status(not_ready))
+        return self.state.files.setdefault(kernel_id, {})
+
+    async def UploadFile(
+        self, request_iterator: AsyncIterator[agent_pb2.UploadFileRequest], context: Any
+    ) -> agent_pb2.UploadFileResponse:
+        first = await anext(aiter(request_iterator))
+        header = first.header
+        self.state.file_calls.append(f"UploadFile {header.path}")
+        stored = await self._files_of(header.kernel_id, context)
+        data = b"".join([r.chunk async for r in request_iterator])
+        if len(data) != header.size:
+            mismatch = InvalidArgument.field("header.size", "size mismatch")
+            await context.abort_with_status(to_grpc_status(mismatch))
+        path = posixpath.normpath(header.path.removeprefix("/home/work/"))
+        stored[path] = data
+        return agent_pb2.UploadFileResponse(path=path, size=len(data))
+
+    async def DownloadFile(
+        self, request: agent_pb2.DownloadFileRequest, context: Any
+    ) -> AsyncIterator[agent_pb2.DownloadFileResponse]:
+        self.state.file_calls.append(f"DownloadFile {request.path}")
+        stored = await self._files_of(request.kernel_id, context)
+        data = stored.get(posixpath.normpath(request.path.removeprefix("/home/work/")))
+        if data is None:
+            await context.abort_with_status(to_grpc_status(NotFound("no such file")))
+            return
+        yield agent_pb2.DownloadFileResponse(chunk=data[:FILE_CHUNK], size=len(data))
+        for start in range(FILE_CHUNK, len(data), FILE_CHUNK):
+            yield agent_pb2.DownloadFileResponse(chunk=data[start : start + FILE_CHUNK])
+
+    async def ListFiles(
+        self, request: agent_pb2.ListFilesRequest, context: Any
+    ) -> agent_pb2.ListFilesResponse:
+        self.state.file_calls.append(f"ListFiles {request.path}")
+        stored = await self._files_of(request.kernel_id, context)
+        prefix = posixpath.normpath(request.path or ".")
+        prefix = "" if prefix == "." else prefix + "/"
+        entries = {}
+        for path, data in sorted(stored.items()):
+            if not path.startswith(prefix):
+                continue
+            name, _, rest = path[len(prefix) :].partition("/")
+            kind = storage_pb2.FILE_TYPE_DIRECTORY if rest else storage_pb2.FILE_TYPE_FILE
+            entries[name] = storage_pb2.FileEntry(
+                name=name,
+                path=prefix + name,
+                type=kind,
+                size=0 if rest else len(data),
+            )
+        return agent_pb2.ListFilesResponse(entries=list(entries.values()))
 
 
 class FakeAgent:

@@ -1,8 +1,8 @@
 """SessionService: thin edge over bai.manager.sessions (unary RPCs).
 
 The streaming RPCs (Execute, StreamLogs, WatchStats, WatchEvents) are in
-session_streams.py; app services, commits and session files arrive with
-later issues and answer NOT_IMPLEMENTED.
+session_streams.py, the file RPCs in session_files.py; app services and
+commits arrive with later issues and answer NOT_IMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from bai.common.errors import BaiError, Unimplemented
 from bai.manager.agents import wire
 from bai.manager.agents.kernel_updates import KernelReport, apply_kernel_report, publish_quietly
 from bai.manager.api.rpc import Call, unary
+from bai.manager.api.session_files import SessionFiles
 from bai.manager.api.session_requests import parse_create, session_name
-from bai.manager.api.session_streams import SessionFileStreams, SessionStreams
+from bai.manager.api.session_streams import SessionStreams
 from bai.manager.context import ManagerContext
 from bai.manager.db.compute import KernelRow
 from bai.manager.sessions import control, create, events, names, queries, waiting
@@ -33,7 +34,7 @@ def _session_id(value: str) -> uuid.UUID:
     return queries.parse_session_id(value)
 
 
-class SessionServicer(SessionStreams, SessionFileStreams):
+class SessionServicer(SessionStreams, SessionFiles):
     SERVICE = "bai.api.manager.v1.SessionService"
 
     def __init__(self, ctx: ManagerContext) -> None:
@@ -250,10 +251,3 @@ class SessionServicer(SessionStreams, SessionFileStreams):
     ) -> pb.CommitSessionResponse:
         await self._later("committing sessions", request.session_id, call)
         return pb.CommitSessionResponse()
-
-    @unary()
-    async def ListSessionFiles(
-        self, request: pb.ListSessionFilesRequest, call: Call
-    ) -> pb.ListSessionFilesResponse:
-        await self._later("session files", request.session_id, call)
-        return pb.ListSessionFilesResponse()

@@ -6,9 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
 
@@ -21,9 +19,7 @@ from bai.common.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
-    Unimplemented,
 )
-from bai.common.grpc_errors import abort_with
 from bai.manager.api.rpc import Call
 from bai.manager.api.stream_auth import server_stream
 from bai.manager.auth.principal import Principal, Role
@@ -229,23 +225,3 @@ def _now() -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(datetime.now(UTC))
     return ts
-
-
-class SessionFileStreams(pb_grpc.SessionServiceServicer):
-    """Session file transfer arrives with the storage issue."""
-
-    async def UploadSessionFile(
-        self,
-        request_iterator: AsyncIterator[pb.UploadSessionFileRequest],
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> pb.UploadSessionFileResponse:
-        await abort_with(context, Unimplemented("session files arrive with a later issue"))
-        raise AssertionError("unreachable")
-
-    async def DownloadSessionFile(
-        self,
-        request: pb.DownloadSessionFileRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
-    ) -> AsyncIterator[pb.DownloadSessionFileResponse]:
-        await abort_with(context, Unimplemented("session files arrive with a later issue"))
-        yield pb.DownloadSessionFileResponse()
