@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
 
 from bai.common.component import ComponentConfig
 
@@ -63,6 +65,29 @@ class SessionSchedulerConfig(BaseModel):
     sweep_seconds: float = Field(default=5.0, gt=0, le=300)
 
 
+class RegistryConfig(BaseModel):
+    """A container registry images are scanned from and pulled from (etcd
+    config/docker/registry/<name> upstream). The name is the registry part of
+    canonical image names ("cr.backend.ai", "127.0.0.1:5000")."""
+
+    url: str
+    # Only "docker" (the Registry HTTP API v2) is scanned.
+    type: str = "docker"
+    # Projects (namespaces) to scan; empty: every repository the catalog lists.
+    project: list[str] = Field(default_factory=list)
+    username: str = ""
+    password: str = ""
+    ssl_verify: bool = True
+
+    @field_validator("project", mode="before")
+    @classmethod
+    def _split_projects(cls, value: Any) -> Any:
+        # Upstream stores the projects as one comma-separated string.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
 class ManagerConfig(ComponentConfig):
     grpc_port: int = Field(default=8091, ge=0, le=65535)
     metrics_port: int = Field(default=18080, ge=0, le=65535)
@@ -74,3 +99,4 @@ class ManagerConfig(ComponentConfig):
     scrape_targets: dict[str, list[str]] = Field(default_factory=dict)
     agent: AgentConfig = AgentConfig()
     scheduler: SessionSchedulerConfig = SessionSchedulerConfig()
+    registries: dict[str, RegistryConfig] = Field(default_factory=dict)

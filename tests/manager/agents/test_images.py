@@ -224,9 +224,7 @@ async def test_users_see_images_of_their_domains_registries(
     assert reason_of(unknown) == "IMAGE_NOT_FOUND"
 
 
-async def test_paging_bad_input_and_unimplemented(
-    manager: ManagerHandle, channel: grpc.aio.Channel
-) -> None:
+async def test_paging_and_bad_input(manager: ManagerHandle, channel: grpc.aio.Channel) -> None:
     admin = await superadmin(manager)
     prefix = unique("cr.example.org/page/img")
     await report(manager, *(ReportedImage(f"{prefix}:{n}", "x86_64") for n in range(3)))
@@ -249,8 +247,7 @@ async def test_paging_bad_input_and_unimplemented(
         invoke(channel, Stub, admin, "GetImage", image_pb2.GetImageRequest(image_id="nope"))
     )
     assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
-    rescan = await refused(
-        invoke(channel, Stub, admin, "RescanImages", image_pb2.RescanImagesRequest())
-    )
-    assert rescan.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert reason_of(rescan) == "NOT_IMPLEMENTED"
+    both = image_pb2.RescanImagesRequest(project="stable", reference="stable/python")
+    rescan = await refused(invoke(channel, Stub, admin, "RescanImages", both))
+    assert rescan.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert reason_of(rescan) == "INVALID_FIELD"

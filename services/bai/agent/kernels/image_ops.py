@@ -80,7 +80,8 @@ class ImageService:
         self.outbox.image_event(event)
 
     async def pull(self, ref: image_pb2.ImageRef) -> AsyncIterator[PullProgress]:
-        """Pull `ref` (joining a pull already running); raises IMAGE_PULL_FAILED."""
+        """Pull `ref` (joining a pull already running); raises IMAGE_PULL_FAILED, or
+        IMAGE_NOT_FOUND when the registry does not have it."""
         running = self._pulls.get(ref.canonical)
         if running is not None:
             await asyncio.shield(running)
@@ -97,11 +98,15 @@ class ImageService:
                 yield progress
         except RuntimeFailure as exc:
             self._event(reg.IMAGE_EVENT_TYPE_PULL_FAILED, ref, message=str(exc))
-            failure = FailedPrecondition(
+            failure: BaiError = FailedPrecondition(
                 f"pulling {ref.canonical} failed: {exc}",
                 reason="IMAGE_PULL_FAILED",
                 metadata={"image": ref.canonical, "detail": str(exc)},
             )
+            if isinstance(exc, ImageMissing):
+                # The registry has no such image: not found rather than a failed pull.
+                failure = image_not_found(ref)
+                failure.metadata["detail"] = str(exc)
             done.set_exception(failure)
             done.exception()  # retrieved: joined callers re-raise their own copy
             raise failure from exc

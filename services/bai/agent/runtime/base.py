@@ -166,7 +166,8 @@ class KernelRuntime(Protocol):
         ...
 
     def pull_image(self, ref: str, auth: dict[str, str] | None) -> AsyncIterator[PullProgress]:
-        """Pull `ref`, yielding progress; raises ImagePullFailed at the end on failure."""
+        """Pull `ref`, yielding progress; raises ImagePullFailed at the end on failure,
+        ImageMissing when the registry has no such image."""
         ...
 
     async def remove_image(self, ref: str, force: bool) -> None: ...

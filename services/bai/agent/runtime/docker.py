@@ -200,9 +200,10 @@ class DockerRuntime:
     async def pull_image(
         self, ref: str, auth: dict[str, str] | None
     ) -> AsyncIterator[PullProgress]:
+        """Raises ImageMissing when the registry has no such manifest (dockerd's 404)."""
         docker = self._client()
         try:
-            with docker_errors(ImagePullFailed, f"pull {ref}"):
+            with docker_errors(ImageMissing, f"pull {ref}"):
                 async for event in docker.images.pull(ref, auth=auth, stream=True):
                     detail = event.get("progressDetail") or {}
                     yield PullProgress(
@@ -211,7 +212,7 @@ class DockerRuntime:
                         message=str(event.get("status") or ""),
                     )
         except (RuntimeFailure, ValueError) as exc:
-            if isinstance(exc, RuntimeUnavailable | ImagePullFailed):
+            if isinstance(exc, RuntimeUnavailable | ImageMissing):
                 raise
             raise ImagePullFailed(f"pull {ref}: {exc}") from exc
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -33,6 +34,9 @@ class ReportedImage:
     size_bytes: int = 0
     labels: dict[str, str] = field(default_factory=dict)
     is_local: bool = False
+    # Registry name, set by rescans (which know it); "": the registry part of the
+    # canonical name for a new row, and what is stored for a known one.
+    registry: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ async def upsert_reported(db: AsyncSession, images: Iterable[ReportedImage]) -> 
         values = {
             "canonical": image.canonical,
             "architecture": image.architecture or DEFAULT_ARCHITECTURE,
-            "registry_name": split_canonical(image.canonical).registry,
+            "registry_name": image.registry or split_canonical(image.canonical).registry,
             "digest": image.digest,
             "size_bytes": max(0, image.size_bytes),
             "labels": dict(image.labels),
@@ -93,12 +97,14 @@ async def upsert_reported(db: AsyncSession, images: Iterable[ReportedImage]) -> 
             "is_local": image.is_local,
         }
         stmt = insert(ImageRow).values(values)
-        changed = {
-            "labels": stmt.excluded.labels,
-            "image_type": stmt.excluded.image_type,
-            "modified_at": func.now(),
-        }
-        # An agent that does not know the digest or size keeps what is known.
+        changed: dict[str, Any] = {"modified_at": func.now()}
+        # A report that does not know the digest, size or labels (a pull event
+        # carries none) keeps what is known.
+        if image.labels:
+            changed["labels"] = stmt.excluded.labels
+            changed["image_type"] = stmt.excluded.image_type
+        if image.registry:
+            changed["registry"] = stmt.excluded.registry
         if image.digest:
             changed["digest"] = stmt.excluded.digest
         if image.size_bytes > 0:

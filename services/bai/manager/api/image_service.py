@@ -14,6 +14,7 @@ from bai.manager.api.convert import timestamp
 from bai.manager.api.rpc import Call, unary
 from bai.manager.auth.access import Access, require_superadmin
 from bai.manager.context import ManagerContext
+from bai.manager.images import pulls, rescan
 from bai.manager.validation import Violations
 
 ALIAS_PATTERN = re.compile(r"^[A-Za-z0-9._:/-]{1,128}$")
@@ -24,7 +25,6 @@ IMAGE_TYPES = {
 }
 IMAGE_TYPES_TO_PROTO = {v: k for k, v in IMAGE_TYPES.items()}
 ARCHITECTURES = ("", "x86_64", "aarch64")
-NO_REGISTRY = "no container registry is reachable from this installation"
 
 
 def _protocol(name: str) -> Any:
@@ -84,6 +84,7 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
 
     def __init__(self, ctx: ManagerContext) -> None:
         self.ctx = ctx
+        self.pulls = pulls.PullRunner(ctx.agent_pool)
 
     @unary()
     async def ListImages(
@@ -192,11 +193,45 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
         self, request: image_pb2.RescanImagesRequest, call: Call
     ) -> image_pb2.RescanImagesResponse:
         require_superadmin(call.principal, Access.WRITE)
-        raise Unimplemented(f"{NO_REGISTRY}: images are known from agents' reports")
+        v = Violations()
+        v.text("registry", request.registry, 256)
+        v.text("project", request.project, 256)
+        v.text("reference", request.reference, 512)
+        if request.reference and request.project:
+            v.add("reference", "set either project or reference, not both")
+        v.raise_if_any()
+        call.entity_id = request.registry or "*"
+        scope = rescan.RescanScope(request.registry, request.project, request.reference)
+        # BackgroundTaskService is not served yet: the rescan runs within the call
+        # and the task id stays empty.
+        await rescan.rescan(self.ctx.sessions, self.ctx.config.registries, scope)
+        return image_pb2.RescanImagesResponse(task_id="")
 
     @unary(audit=("image", "pull"))
     async def PullImage(
         self, request: image_pb2.PullImageRequest, call: Call
     ) -> image_pb2.PullImageResponse:
         require_superadmin(call.principal, Access.WRITE)
-        raise Unimplemented(f"{NO_REGISTRY}: build or load images on the agents")
+        v = Violations()
+        image_id = v.uuid("image_id", request.image_id)
+        if request.scaling_group:
+            v.name("scaling_group", request.scaling_group)
+        for index, agent_id in enumerate(request.agent_ids):
+            v.text(f"agent_ids[{index}]", agent_id, 64, required=True)
+        v.raise_if_any()
+        assert image_id is not None
+        call.entity_id = request.image_id
+        if request.force:
+            raise Unimplemented("agents have no pull policy that re-pulls an unchanged digest")
+        async with self.ctx.sessions() as db:
+            targets = await pulls.pull_targets(
+                db,
+                self.ctx.config.registries,
+                image_id,
+                list(request.agent_ids),
+                request.scaling_group,
+            )
+        # Progress and outcomes arrive as the agents' image events; BackgroundTaskService
+        # is not served yet, so the task id stays empty.
+        self.pulls.start(targets)
+        return image_pb2.PullImageResponse(task_id="")

@@ -24,8 +24,15 @@ def session_tasks(
     defaults = SchedulerDefaults(
         strict_fifo=settings.strict_fifo, max_sessions_per_round=settings.max_sessions_per_round
     )
-    loop = SchedulingLoop(sessions, redis, pool, defaults, tick_seconds=settings.tick_seconds)
-    return [
-        asyncio.create_task(loop.run()),
-        asyncio.create_task(sweeper.run_forever(sessions, redis, pool, settings.sweep_seconds)),
-    ]
+    loop = SchedulingLoop(
+        sessions,
+        redis,
+        pool,
+        defaults,
+        tick_seconds=settings.tick_seconds,
+        registries=config.registries,
+    )
+    sweep = sweeper.run_forever(
+        sessions, redis, pool, settings.sweep_seconds, registries=config.registries
+    )
+    return [asyncio.create_task(loop.run()), asyncio.create_task(sweep)]

@@ -36,6 +36,8 @@ from bai.manager.agents.kernel_updates import apply_report, locked_session, publ
 from bai.manager.agents.pool import AgentClientPool
 from bai.manager.db.compute import ImageRow, KernelRow, SessionRow
 from bai.manager.db.identity import UserRow
+from bai.manager.images.pulls import image_ref
+from bai.manager.images.registries import NO_REGISTRIES, Registries
 from bai.manager.sessions import lifecycle, names, transitions
 from bai.manager.sessions.queries import LoadedSession, load
 
@@ -108,7 +110,9 @@ def kernel_config(
     return config
 
 
-async def _image_ref(db: AsyncSession, session: SessionRow) -> image_pb2.ImageRef:
+async def _image_ref(
+    db: AsyncSession, session: SessionRow, registries: Registries
+) -> image_pb2.ImageRef:
     row = (
         await db.execute(
             select(ImageRow).where(
@@ -116,12 +120,9 @@ async def _image_ref(db: AsyncSession, session: SessionRow) -> image_pb2.ImageRe
             )
         )
     ).scalar_one_or_none()
-    ref = image_pb2.ImageRef(canonical=session.image, architecture=session.architecture)
-    if row is not None:
-        ref.digest = row.digest
-        ref.is_local = row.is_local
-        ref.registry.name = row.registry_name
-    return ref
+    if row is None:
+        return image_pb2.ImageRef(canonical=session.image, architecture=session.architecture)
+    return image_ref(row, registries)
 
 
 def build_requests(
@@ -168,12 +169,14 @@ async def dispatch(
     pool: AgentClientPool,
     session_id: uuid.UUID,
     now: Callable[[], datetime] = _now,
+    registries: Registries = NO_REGISTRIES,
 ) -> None:
+    """`registries` give the pull url and credentials of the session's image."""
     async with sessions() as db:
         loaded = await load(db, session_id)
         if loaded is None or loaded.session.status not in DISPATCHABLE:
             return
-        image = await _image_ref(db, loaded.session)
+        image = await _image_ref(db, loaded.session, registries)
         user = await db.get(UserRow, loaded.session.user_id)
     requests = build_requests(loaded, image, user)
     agents = sorted(requests)

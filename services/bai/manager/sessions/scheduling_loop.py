@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bai.manager.agents.kernel_updates import publish_quietly
 from bai.manager.agents.pool import AgentClientPool
 from bai.manager.db.policies import ScalingGroupRow
+from bai.manager.images.registries import NO_REGISTRIES, Registries
 from bai.manager.scheduling import schedule
 from bai.manager.sessions import applier, dispatch, snapshot_builder
 
@@ -56,6 +57,7 @@ class SchedulingLoop:
         *,
         tick_seconds: float = 1.0,
         now: Callable[[], datetime] = _now,
+        registries: Registries = NO_REGISTRIES,
     ) -> None:
         self._sessions = sessions
         self._redis = redis
@@ -63,6 +65,7 @@ class SchedulingLoop:
         self._defaults = defaults
         self._tick = tick_seconds
         self._now = now
+        self._registries = registries
         self._woken = asyncio.Event()
         self._dispatches: set[asyncio.Task[None]] = set()
 
@@ -103,7 +106,9 @@ class SchedulingLoop:
 
     def _start_dispatch(self, session_id: uuid.UUID) -> None:
         task = asyncio.create_task(
-            dispatch.dispatch(self._sessions, self._redis, self._pool, session_id, self._now)
+            dispatch.dispatch(
+                self._sessions, self._redis, self._pool, session_id, self._now, self._registries
+            )
         )
         self._dispatches.add(task)
         task.add_done_callback(self._dispatch_done)

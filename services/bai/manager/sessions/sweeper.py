@@ -27,6 +27,7 @@ from bai.manager.agents.kernel_updates import publish_quietly
 from bai.manager.agents.pool import AgentClientPool
 from bai.manager.db.compute import SessionRow
 from bai.manager.db.policies import ScalingGroupRow
+from bai.manager.images.registries import NO_REGISTRIES, Registries
 from bai.manager.sessions import control, dispatch, lifecycle, transitions
 from bai.manager.sessions.queries import load
 
@@ -67,9 +68,10 @@ async def _retry(
     session_id: uuid.UUID,
     status: str,
     now: datetime,
+    registries: Registries,
 ) -> None:
     if status in dispatch.DISPATCHABLE:
-        await dispatch.dispatch(sessions, redis, pool, session_id, lambda: now)
+        await dispatch.dispatch(sessions, redis, pool, session_id, lambda: now, registries)
         return
     if status != "TERMINATING":
         return
@@ -224,6 +226,7 @@ async def sweep_once(
     redis: Redis,
     pool: AgentClientPool,
     now: datetime,
+    registries: Registries = NO_REGISTRIES,
 ) -> SweepResult:
     result = SweepResult()
     for session_id, status, action, retries in await _stuck_sessions(sessions, now):
@@ -233,7 +236,7 @@ async def sweep_once(
                 claimed = await _claim_retry(db, session_id, status, retries, now)
             if claimed:
                 result.retried += 1
-                await _retry(sessions, redis, pool, session_id, status, now)
+                await _retry(sessions, redis, pool, session_id, status, now, registries)
         elif await give_up(
             sessions,
             redis,
@@ -282,10 +285,11 @@ async def run_forever(
     redis: Redis,
     pool: AgentClientPool,
     interval: float,
+    registries: Registries = NO_REGISTRIES,
 ) -> None:
     while True:
         try:
-            await sweep_once(sessions, redis, pool, datetime.now(UTC))
+            await sweep_once(sessions, redis, pool, datetime.now(UTC), registries)
         except Exception:
             log.exception("session sweep failed")
         await asyncio.sleep(interval)

@@ -1,0 +1,1 @@
+"""Container registries: rescanning them into the catalogue, and pulls on agents."""
