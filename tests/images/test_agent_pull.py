@@ -103,6 +103,12 @@ async def test_pulls_with_progress_then_finds_it_present(
     )
     assert by_tag[-1].result.outcome == agent_pb2.PULL_OUTCOME_ALREADY_PRESENT
     assert event_names(image_events(agent, canonical)) == names
+    # ALWAYS (PullImage with force): pulled again although the digest matches.
+    forced_ref = image_pb2.ImageRef()
+    forced_ref.CopyFrom(ref)
+    forced_ref.digest = result.digest
+    forced = await check_and_pull(agent, forced_ref, IP.IMAGE_PULL_POLICY_ALWAYS)
+    assert forced[-1].result.outcome == agent_pb2.PULL_OUTCOME_PULLED
 
 
 async def test_policy_none_never_pulls(registries: Registries, agent: RunningAgent) -> None:

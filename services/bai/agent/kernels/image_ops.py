@@ -38,7 +38,7 @@ def needs_pull(local: ImageInfo | None, ref: image_pb2.ImageRef, policy: int) ->
     """Whether policy asks for a pull (an absent image under NONE fails elsewhere)."""
     if policy == image_pb2.IMAGE_PULL_POLICY_NONE or ref.is_local:
         return False
-    if local is None:
+    if local is None or policy == image_pb2.IMAGE_PULL_POLICY_ALWAYS:
         return True
     if policy == image_pb2.IMAGE_PULL_POLICY_TAG:
         return False

@@ -221,8 +221,6 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
         v.raise_if_any()
         assert image_id is not None
         call.entity_id = request.image_id
-        if request.force:
-            raise Unimplemented("agents have no pull policy that re-pulls an unchanged digest")
         async with self.ctx.sessions() as db:
             targets = await pulls.pull_targets(
                 db,
@@ -233,5 +231,5 @@ class ImageServicer(image_pb2_grpc.ImageServiceServicer):
             )
         # Progress and outcomes arrive as the agents' image events; BackgroundTaskService
         # is not served yet, so the task id stays empty.
-        self.pulls.start(targets)
+        self.pulls.start(targets, force=request.force)
         return image_pb2.PullImageResponse(task_id="")

@@ -87,11 +87,12 @@ async def pull_targets(
     return PullTargets(image_ref(row, registries), chosen)
 
 
-async def pull_on_agent(pool: AgentClientPool, agent_id: str, ref: image_pb2.ImageRef) -> str:
+async def pull_on_agent(
+    pool: AgentClientPool, agent_id: str, ref: image_pb2.ImageRef, *, force: bool = False
+) -> str:
     """Run one agent's CheckAndPullImage to its end; returns the outcome's name."""
-    request = agent_pb2.CheckAndPullImageRequest(
-        image=ref, pull_policy=image_pb2.IMAGE_PULL_POLICY_DIGEST
-    )
+    policy = image_pb2.IMAGE_PULL_POLICY_ALWAYS if force else image_pb2.IMAGE_PULL_POLICY_DIGEST
+    request = agent_pb2.CheckAndPullImageRequest(image=ref, pull_policy=policy)
     request.timeout.FromSeconds(PULL_TIMEOUT_SECONDS)
     # grpc.aio stubs are typed as sync ones: Any, as in sessions/relay.py.
     stub: Any = await pool.stub(agent_id)
@@ -113,15 +114,15 @@ class PullRunner:
         self._pool = pool
         self._running: set[asyncio.Task[None]] = set()
 
-    def start(self, targets: PullTargets) -> None:
+    def start(self, targets: PullTargets, *, force: bool = False) -> None:
         for agent_id in targets.agent_ids:
-            task = asyncio.create_task(self._pull(agent_id, targets.image))
+            task = asyncio.create_task(self._pull(agent_id, targets.image, force))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _pull(self, agent_id: str, ref: image_pb2.ImageRef) -> None:
+    async def _pull(self, agent_id: str, ref: image_pb2.ImageRef, force: bool) -> None:
         try:
-            outcome = await pull_on_agent(self._pool, agent_id, ref)
+            outcome = await pull_on_agent(self._pool, agent_id, ref, force=force)
         except BaiError as exc:
             log.warning("pulling %s on %s failed: %s", ref.canonical, agent_id, exc.message)
             return

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62\x61i/api/common/v1/image.proto\x12\x11\x62\x61i.api.common.v1\"n\n\x0bRegistryRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\x12\x10\n\x08password\x18\x05 \x01(\t\x12\x12\n\nssl_verify\x18\x06 \x01(\x08\"\x87\x01\n\x08ImageRef\x12\x11\n\tcanonical\x18\x01 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x30\n\x08registry\x18\x04 \x01(\x0b\x32\x1e.bai.api.common.v1.RegistryRef\x12\x10\n\x08is_local\x18\x05 \x01(\x08*\x89\x01\n\x0fImagePullPolicy\x12!\n\x1dIMAGE_PULL_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18IMAGE_PULL_POLICY_DIGEST\x10\x01\x12\x19\n\x15IMAGE_PULL_POLICY_TAG\x10\x02\x12\x1a\n\x16IMAGE_PULL_POLICY_NONE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62\x61i/api/common/v1/image.proto\x12\x11\x62\x61i.api.common.v1\"n\n\x0bRegistryRef\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03url\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x10\n\x08username\x18\x04 \x01(\t\x12\x10\n\x08password\x18\x05 \x01(\t\x12\x12\n\nssl_verify\x18\x06 \x01(\x08\"\x87\x01\n\x08ImageRef\x12\x11\n\tcanonical\x18\x01 \x01(\t\x12\x14\n\x0c\x61rchitecture\x18\x02 \x01(\t\x12\x0e\n\x06\x64igest\x18\x03 \x01(\t\x12\x30\n\x08registry\x18\x04 \x01(\x0b\x32\x1e.bai.api.common.v1.RegistryRef\x12\x10\n\x08is_local\x18\x05 \x01(\x08*\xa7\x01\n\x0fImagePullPolicy\x12!\n\x1dIMAGE_PULL_POLICY_UNSPECIFIED\x10\x00\x12\x1c\n\x18IMAGE_PULL_POLICY_DIGEST\x10\x01\x12\x19\n\x15IMAGE_PULL_POLICY_TAG\x10\x02\x12\x1a\n\x16IMAGE_PULL_POLICY_NONE\x10\x03\x12\x1c\n\x18IMAGE_PULL_POLICY_ALWAYS\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,7 +32,7 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'bai.api.common.v1.image_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_IMAGEPULLPOLICY']._serialized_start=303
-  _globals['_IMAGEPULLPOLICY']._serialized_end=440
+  _globals['_IMAGEPULLPOLICY']._serialized_end=470
   _globals['_REGISTRYREF']._serialized_start=52
   _globals['_REGISTRYREF']._serialized_end=162
   _globals['_IMAGEREF']._serialized_start=165

@@ -31,6 +31,10 @@ class _ImagePullPolicyEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Image
     """Pull only when no image with this name and tag exists locally."""
     IMAGE_PULL_POLICY_NONE: _ImagePullPolicy.ValueType  # 3
     """Never pull; a missing image fails the kernel with IMAGE_NOT_FOUND."""
+    IMAGE_PULL_POLICY_ALWAYS: _ImagePullPolicy.ValueType  # 4
+    """Pull even when the local image matches (ImageService.PullImage with
+    force).
+    """
 
 class ImagePullPolicy(_ImagePullPolicy, metaclass=_ImagePullPolicyEnumTypeWrapper):
     """Image references shared by the manager (ImageService, scheduling) and the
@@ -47,6 +51,10 @@ IMAGE_PULL_POLICY_TAG: ImagePullPolicy.ValueType  # 2
 """Pull only when no image with this name and tag exists locally."""
 IMAGE_PULL_POLICY_NONE: ImagePullPolicy.ValueType  # 3
 """Never pull; a missing image fails the kernel with IMAGE_NOT_FOUND."""
+IMAGE_PULL_POLICY_ALWAYS: ImagePullPolicy.ValueType  # 4
+"""Pull even when the local image matches (ImageService.PullImage with
+force).
+"""
 Global___ImagePullPolicy: _TypeAlias = ImagePullPolicy  # noqa: Y015
 
 @_typing.final

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file bai/api/common/v1/image.proto.
  */
 export const file_bai_api_common_v1_image: GenFile = /*@__PURE__*/
-  fileDesc("Ch1iYWkvYXBpL2NvbW1vbi92MS9pbWFnZS5wcm90bxIRYmFpLmFwaS5jb21tb24udjEibgoLUmVnaXN0cnlSZWYSDAoEbmFtZRgBIAEoCRILCgN1cmwYAiABKAkSDAoEdHlwZRgDIAEoCRIQCgh1c2VybmFtZRgEIAEoCRIQCghwYXNzd29yZBgFIAEoCRISCgpzc2xfdmVyaWZ5GAYgASgIIocBCghJbWFnZVJlZhIRCgljYW5vbmljYWwYASABKAkSFAoMYXJjaGl0ZWN0dXJlGAIgASgJEg4KBmRpZ2VzdBgDIAEoCRIwCghyZWdpc3RyeRgEIAEoCzIeLmJhaS5hcGkuY29tbW9uLnYxLlJlZ2lzdHJ5UmVmEhAKCGlzX2xvY2FsGAUgASgIKokBCg9JbWFnZVB1bGxQb2xpY3kSIQodSU1BR0VfUFVMTF9QT0xJQ1lfVU5TUEVDSUZJRUQQABIcChhJTUFHRV9QVUxMX1BPTElDWV9ESUdFU1QQARIZChVJTUFHRV9QVUxMX1BPTElDWV9UQUcQAhIaChZJTUFHRV9QVUxMX1BPTElDWV9OT05FEANiBnByb3RvMw");
+  fileDesc("Ch1iYWkvYXBpL2NvbW1vbi92MS9pbWFnZS5wcm90bxIRYmFpLmFwaS5jb21tb24udjEibgoLUmVnaXN0cnlSZWYSDAoEbmFtZRgBIAEoCRILCgN1cmwYAiABKAkSDAoEdHlwZRgDIAEoCRIQCgh1c2VybmFtZRgEIAEoCRIQCghwYXNzd29yZBgFIAEoCRISCgpzc2xfdmVyaWZ5GAYgASgIIocBCghJbWFnZVJlZhIRCgljYW5vbmljYWwYASABKAkSFAoMYXJjaGl0ZWN0dXJlGAIgASgJEg4KBmRpZ2VzdBgDIAEoCRIwCghyZWdpc3RyeRgEIAEoCzIeLmJhaS5hcGkuY29tbW9uLnYxLlJlZ2lzdHJ5UmVmEhAKCGlzX2xvY2FsGAUgASgIKqcBCg9JbWFnZVB1bGxQb2xpY3kSIQodSU1BR0VfUFVMTF9QT0xJQ1lfVU5TUEVDSUZJRUQQABIcChhJTUFHRV9QVUxMX1BPTElDWV9ESUdFU1QQARIZChVJTUFHRV9QVUxMX1BPTElDWV9UQUcQAhIaChZJTUFHRV9QVUxMX1BPTElDWV9OT05FEAMSHAoYSU1BR0VfUFVMTF9QT0xJQ1lfQUxXQVlTEARiBnByb3RvMw");
 
 /**
  * A container registry, as the agent needs it to pull.
@@ -149,6 +149,14 @@ export enum ImagePullPolicy {
    * @generated from enum value: IMAGE_PULL_POLICY_NONE = 3;
    */
   NONE = 3,
+
+  /**
+   * Pull even when the local image matches (ImageService.PullImage with
+   * force).
+   *
+   * @generated from enum value: IMAGE_PULL_POLICY_ALWAYS = 4;
+   */
+  ALWAYS = 4,
 }
 
 /**
