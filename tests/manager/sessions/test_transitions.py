@@ -208,3 +208,14 @@ async def test_events_are_published_to_the_feed_with_their_scope(
     assert stored[0].event.kernel_id == str(placed.kernel_ids[0])
     assert stored[0].scope.access_key == manager.admin_access_key
     assert stored[-1].event.session_status == common_session_pb2.SESSION_STATUS_RUNNING
+
+
+async def test_a_long_wait_on_a_quiet_feed_ends_empty_instead_of_timing_out(
+    manager: ManagerHandle,
+) -> None:
+    # The manager's Redis client gives up on a read after 5 s (redis-py's
+    # default socket timeout); a WatchEvents waiting for its 15 s keepalive must
+    # not turn that into DEPENDENCY_UNAVAILABLE.
+    redis = manager.ctx.redis
+    after_everything = f"{2**63 - 2}-0"
+    assert await events.read_after(redis, after_everything, block=timedelta(seconds=8)) == []

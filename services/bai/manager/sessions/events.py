@@ -25,6 +25,9 @@ STREAM_KEY = "bai:session-events"
 RETENTION = timedelta(hours=2)
 # A hard cap as well, so a flood of events cannot fill Redis.
 MAX_ENTRIES = 200_000
+# Longest single blocking read: the client's socket timeout (redis-py: 5 s by
+# default) must not fire while Redis legitimately waits; callers loop.
+MAX_BLOCK = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -111,8 +114,9 @@ def _decode(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> StoredEvent
 async def read_after(
     redis: Redis, cursor: str, *, block: timedelta | None, count: int = 500
 ) -> list[StoredEvent]:
-    """Events after `cursor`, oldest first; waits up to `block` when there are none."""
-    block_ms = None if block is None else max(1, int(block.total_seconds() * 1000))
+    """Events after `cursor`, oldest first; waits up to `block` (at most MAX_BLOCK)
+    when there are none."""
+    block_ms = None if block is None else max(1, int(min(block, MAX_BLOCK).total_seconds() * 1000))
     result: Any = await redis.xread({STREAM_KEY: cursor}, count=count, block=block_ms)
     return [
         _decode(entry_id, fields) for _key, entries in result or [] for entry_id, fields in entries
