@@ -19,6 +19,7 @@ from bai.api.common.v1 import session_pb2 as common
 from bai.api.manager.v1 import image_pb2, image_pb2_grpc
 from bai.api.manager.v1 import session_pb2 as pb
 from bai.manager.config import RegistryConfig
+from bai.manager.db.identity import DomainRow
 from tests.agent.core.helpers import agent_config, eventually, plugins
 from tests.images.conftest import (
     FRESH_REPOSITORY,
@@ -186,6 +187,13 @@ async def test_pull_image_makes_the_agent_pull_and_the_catalogue_learns_it(
     assert after.labels[TEST_LABEL] == registries.label_value
 
 
+async def allow_registry(manager: ManagerHandle, domain_name: str, registry: str) -> None:
+    async with manager.ctx.sessions() as db, db.begin():
+        domain = await db.get(DomainRow, domain_name, with_for_update=True)
+        assert domain is not None
+        domain.allowed_docker_registries = [*domain.allowed_docker_registries, registry]
+
+
 async def test_a_session_on_an_image_the_agent_lacks_pulls_it_then_runs(
     manager: ManagerHandle,
     channel: grpc.aio.Channel,
@@ -199,6 +207,10 @@ async def test_a_session_on_an_image_the_agent_lacks_pulls_it_then_runs(
     user = await member(manager)
     group = agent.ctx.config.scaling_group
     request = create_request(group, image=canonical, name=unique("pull"))
+    # Users run images only from registries their domain allows.
+    denied = await refused(call(channel, user, "CreateSession", request))
+    assert reason_of(denied) == "REGISTRY_NOT_ALLOWED"
+    await allow_registry(manager, "default", registry_name)
     session = (await call(channel, user, "CreateSession", request)).session
     await wait_status(manager, session.id, ["RUNNING", "CANCELLED", "ERROR"], limit=120)
     got = await call(channel, user, "GetSession", pb.GetSessionRequest(session_id=session.id))

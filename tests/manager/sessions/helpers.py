@@ -21,7 +21,7 @@ from bai.api.manager.v1 import session_pb2 as pb
 from bai.api.manager.v1 import session_pb2_grpc as pb_grpc
 from bai.manager.agents.images import ReportedImage, upsert_reported
 from bai.manager.db.compute import AgentRow, KernelRow, SessionRow
-from bai.manager.db.identity import ProjectRow
+from bai.manager.db.identity import DomainRow, ProjectRow
 from bai.manager.db.policies import ScalingGroupForDomainRow, ScalingGroupRow
 from bai.manager.sessions import names
 from tests.manager.callers import Caller, invoke, make_caller
@@ -33,10 +33,16 @@ SMALL = {"cpu": "1", "mem": str(GiB)}
 
 
 async def make_group(manager: ManagerHandle, **opts: Any) -> str:
-    """A scaling group for the default domain; also makes sure the test image is known."""
+    """A scaling group for the default domain; also makes sure the test image is known
+    and its registry allowed in the default domain (users may run only those)."""
     name = unique("sg")
+    registry = IMAGE.split("/", 1)[0]
     async with manager.ctx.sessions() as db, db.begin():
         await upsert_reported(db, [ReportedImage(IMAGE, "x86_64", labels=IMAGE_LABELS)])
+        domain = await db.get(DomainRow, "default", with_for_update=True)
+        assert domain is not None
+        if registry not in domain.allowed_docker_registries:
+            domain.allowed_docker_registries = [*domain.allowed_docker_registries, registry]
         db.add(
             ScalingGroupRow(
                 name=name,

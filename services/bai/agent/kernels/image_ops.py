@@ -136,7 +136,10 @@ class ImageService:
             for name in info.tags or [info.ref]:
                 image = agent_pb2.InstalledImage(
                     image=image_pb2.ImageRef(
-                        canonical=name, architecture=info.architecture, digest=info.digest
+                        canonical=name,
+                        architecture=info.architecture,
+                        digest=info.digest,
+                        is_local=info.is_local,
                     ),
                     size_bytes=info.size_bytes,
                     labels=info.labels,

@@ -121,6 +121,8 @@ class ImageInfo:
     architecture: str
     created_at: datetime | None = None
     tags: list[str] = field(default_factory=list)
+    # Built or imported on this node (no registry digest): never pulled.
+    is_local: bool = False
 
 
 @dataclass(frozen=True)

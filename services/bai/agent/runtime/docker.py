@@ -153,6 +153,8 @@ def image_info(ref: str, data: dict[str, Any]) -> ImageInfo:
         ),
         created_at=parse_docker_time(str(data.get("Created") or "")),
         tags=tags,
+        # Pulled images carry a registry digest; imported or built ones do not.
+        is_local=not data.get("RepoDigests"),
     )
 
 

@@ -132,6 +132,8 @@ class RootfsImageStore:
             architecture=architecture if isinstance(architecture, str) else host_architecture(),
             created_at=created_at,
             tags=image.refs,
+            # Rootfs trees are built on the node; no registry serves them.
+            is_local=True,
         )
 
     def remove(self, image: RootfsImage) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, delete, false, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bai.common.errors import AlreadyExists, NotFound
+from bai.common.errors import AlreadyExists, NotFound, PermissionDenied
 from bai.manager.agents.images import image_key, resolve_image
 from bai.manager.agents.registry import CONNECTED
 from bai.manager.auth.access import Access, require_superadmin
@@ -63,6 +63,20 @@ async def _visible(db: AsyncSession, p: Principal) -> ColumnElement[bool] | None
         ImageRow.is_local & ImageRow.owner_user_id.is_(None),
         ImageRow.owner_user_id == p.user_id,
     )
+
+
+async def require_usable(db: AsyncSession, owner: Principal, image: ImageRow) -> None:
+    """A session's owner may run what they may see: REGISTRY_NOT_ALLOWED otherwise."""
+    condition = await _visible(db, owner)
+    if condition is None:
+        return
+    usable = await db.scalar(select(ImageRow.id).where(ImageRow.id == image.id, condition))
+    if usable is None:
+        raise PermissionDenied(
+            f"registry {image.registry_name!r} is not allowed in domain {owner.domain_name!r}",
+            reason="REGISTRY_NOT_ALLOWED",
+            metadata={"registry": image.registry_name},
+        )
 
 
 async def _installed(db: AsyncSession, rows: Sequence[ImageRow]) -> dict[str, list[str]]:

@@ -104,7 +104,9 @@ async def upsert_reported(db: AsyncSession, images: Iterable[ReportedImage]) -> 
             changed["labels"] = stmt.excluded.labels
             changed["image_type"] = stmt.excluded.image_type
         if image.registry:
+            # A registry rescan knows the image is pullable, whatever agents said.
             changed["registry"] = stmt.excluded.registry
+            changed["is_local"] = stmt.excluded.is_local
         if image.digest:
             changed["digest"] = stmt.excluded.digest
         if image.size_bytes > 0:

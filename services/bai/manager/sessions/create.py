@@ -28,6 +28,7 @@ from bai.common.errors import (
 )
 from bai.common.slots import Slots, total
 from bai.manager.admin.scaling_groups import list_allowed
+from bai.manager.agents.image_catalog import require_usable
 from bai.manager.agents.images import resolve_image
 from bai.manager.auth.principal import Principal, Role
 from bai.manager.db.compute import AgentRow, KernelRow, SessionRow
@@ -305,6 +306,7 @@ async def enqueue(
         )
     project = await _project(db, owner, spec.project_id)
     image = await resolve_image(db, spec.image, spec.architecture)
+    await require_usable(db, owner.principal(project.id), image)
     group = await _scaling_group(db, owner, project, spec.scaling_group)
     _check_type(p, group, spec.session_type)
     agents = await _group_agents(db, group.name)
