@@ -3,8 +3,6 @@ BAI_AGENT__CPU / BAI_AGENT__MEM, as the agent's config documents."""
 
 from __future__ import annotations
 
-import pytest
-
 from bai.agent.config import AgentConfig
 from bai.common.config import load_config
 
@@ -15,11 +13,6 @@ def test_quoted_slot_shares_from_the_environment() -> None:
     assert (config.cpu, config.mem) == ("2", "2147483648")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="env values are parsed as JSON, so BAI_AGENT__CPU=2 becomes int 2, which the "
-    "str fields cpu/mem/reserved_cpu/reserved_mem refuse: the agent does not start",
-)
 def test_plain_slot_shares_from_the_environment() -> None:
     environ = {"BAI_AGENT__CPU": "2", "BAI_AGENT__MEM": "2147483648"}
     config = load_config(AgentConfig, path=None, env_prefix="BAI_AGENT", environ=environ)

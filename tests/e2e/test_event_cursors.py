@@ -10,6 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bai.api.manager.v1 import session_pb2 as pb
+from bai.common.errors import FailedPrecondition
 from bai.manager.sessions import events
 
 
@@ -38,12 +39,6 @@ async def test_a_cursor_of_a_retained_event_replays_what_follows(empty_feed: Red
     assert [e.cursor for e in found] == [second]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an empty feed's latest_cursor is '0-0' (WatchEvents' start, and the cursor of "
-    "its KEEPALIVEs); once events exist check_cursor refuses '0-0' as CURSOR_EXPIRED "
-    "although every event after it is retained",
-)
 async def test_the_cursor_of_an_empty_feed_resumes_after_events_arrive(
     empty_feed: Redis,
 ) -> None:
@@ -52,3 +47,15 @@ async def test_the_cursor_of_an_empty_feed_resumes_after_events_arrive(
     assert await events.check_cursor(empty_feed, start) == start
     found = await events.read_after(empty_feed, start, block=None)
     assert [e.cursor for e in found] == [first]
+
+
+async def test_a_cursor_before_trimmed_events_has_expired(empty_feed: Redis) -> None:
+    start = await events.latest_cursor(empty_feed)
+    first = await events.publish(empty_feed, pb.SessionEvent(), scope())
+    second = await events.publish(empty_feed, pb.SessionEvent(), scope())
+    await empty_feed.xtrim(events.STREAM_KEY, maxlen=1, approximate=False)
+    for stale in (start, first):
+        with pytest.raises(FailedPrecondition) as info:
+            await events.check_cursor(empty_feed, stale)
+        assert info.value.reason == "CURSOR_EXPIRED"
+    assert await events.check_cursor(empty_feed, second) == second

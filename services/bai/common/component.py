@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import descriptor_pool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from bai.common.config import load_config
 from bai.common.errors import Unimplemented
@@ -32,6 +32,10 @@ class EtcdConfig(BaseModel):
 
 
 class ComponentConfig(BaseModel):
+    # Environment and etcd values arrive parsed ("2" becomes 2): a string field
+    # such as the agent's cpu share must still take them.
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
     bind: str = "127.0.0.1"
     grpc_port: int = Field(default=0, ge=0, le=65535)
     metrics_bind: str = "127.0.0.1"

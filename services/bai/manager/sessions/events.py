@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from bai.api.manager.v1 import session_pb2
 from bai.common.errors import FailedPrecondition, FieldViolation, InvalidArgument
@@ -81,20 +82,41 @@ async def latest_cursor(redis: Redis) -> str:
 
 
 async def check_cursor(redis: Redis, cursor: str) -> str:
-    """Validate a client's cursor; CURSOR_EXPIRED when events after it were trimmed."""
-    ms, seq = _parse_cursor(cursor)
-    oldest = await redis.xrange(STREAM_KEY, count=1)
-    if oldest:
-        oldest_id = oldest[0][0]
-        oldest_ms, oldest_seq = _parse_cursor(
-            oldest_id.decode() if isinstance(oldest_id, bytes) else str(oldest_id)
+    """Validate a client's cursor; CURSOR_EXPIRED when events after it were trimmed.
+
+    A cursor is good while every event after it is still in the stream: when
+    nothing was ever removed (Redis 7 counts entries added), any cursor is, so
+    "0-0" (the cursor of an empty feed) stays valid until the first trim.
+    """
+    position = _parse_cursor(cursor)
+    try:
+        info: Any = await redis.xinfo_stream(STREAM_KEY)
+    except ResponseError:  # no stream yet: nothing was ever trimmed
+        return cursor
+    added = info.get("entries-added")
+    if added is not None and int(added) == int(info.get("length", 0)):
+        return cursor
+    first = info.get("first-entry")
+    if first:
+        boundary = _previous(first[0])
+    else:
+        last = info.get("last-generated-id")
+        boundary = _text(last) if last else "0-0"
+    if position < _parse_cursor(boundary):
+        raise FailedPrecondition(
+            "events after this cursor are no longer retained", reason="CURSOR_EXPIRED"
         )
-        # Events right after the cursor must still be in the stream.
-        if (ms, seq) < (oldest_ms, oldest_seq) and (ms, seq) != (oldest_ms, oldest_seq - 1):
-            raise FailedPrecondition(
-                "events after this cursor are no longer retained", reason="CURSOR_EXPIRED"
-            )
     return cursor
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _previous(entry_id: bytes | str) -> str:
+    """The id just before `entry_id`: the cursor from which nothing is missing."""
+    ms, seq = _parse_cursor(_text(entry_id))
+    return f"{ms}-{seq - 1}" if seq else f"{ms - 1}-{2**63 - 1}" if ms else "0-0"
 
 
 def _decode(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> StoredEvent:
