@@ -117,12 +117,6 @@ async def test_an_agent_restart_keeps_its_sessions_running(
     assert await occupied(manager, agent.agent_id) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a clean shutdown (AgentShutdown) makes the agent TERMINATED and leaves its "
-    "kernels as they are; liveness only ends kernels of LOST agents, so when the agent "
-    "never returns its sessions stay RUNNING and its slots occupied forever",
-)
 async def test_sessions_of_an_agent_that_shut_down_and_never_returned_end(
     manager: ManagerHandle,
     own_managers: Callable[..., Awaitable[OwnManager]],

@@ -1,5 +1,6 @@
 """The liveness sweeper: agents silent for agent_lost_timeout become LOST and
-their live kernels end with reason agent-lost (slots go back via transitions).
+their live kernels end with reason agent-lost (slots go back via transitions);
+so do the kernels of an agent that shut down cleanly and stayed away as long.
 
 Safe with several manager replicas: the status flip is one conditional
 UPDATE ... RETURNING, so each agent is flipped by exactly one sweep, and the
@@ -51,14 +52,23 @@ async def mark_lost(
 
 
 async def end_kernels_of_lost_agents(
-    sessions: async_sessionmaker[AsyncSession], redis: Redis, now: datetime
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    now: datetime,
+    lost_after: timedelta = timedelta(0),
 ) -> int:
-    """End every live kernel placed on a LOST agent (reason agent-lost)."""
+    """End every live kernel placed on a LOST agent, or on one that shut down
+    cleanly (TERMINATED, kernels left running) and has not come back within
+    `lost_after` (reason agent-lost)."""
+    gone = or_(
+        AgentRow.status == "LOST",
+        and_(AgentRow.status == "TERMINATED", AgentRow.lost_at < now - lost_after),
+    )
     async with sessions() as db:
         rows = await db.execute(
             select(KernelRow.id, KernelRow.session_id)
             .join(AgentRow, AgentRow.id == KernelRow.agent_id)
-            .where(AgentRow.status == "LOST", KernelRow.status.not_in(lifecycle.KERNEL_TERMINAL))
+            .where(gone, KernelRow.status.not_in(lifecycle.KERNEL_TERMINAL))
         )
         by_session: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
         for row in rows:
@@ -84,7 +94,7 @@ async def sweep(
     lost = await mark_lost(sessions, lost_after, now)
     if lost:
         log.warning("agents lost (no heartbeat for %s): %s", lost_after, ", ".join(lost))
-    ended = await end_kernels_of_lost_agents(sessions, redis, now)
+    ended = await end_kernels_of_lost_agents(sessions, redis, now, lost_after)
     if ended:
         log.warning("%d kernels ended with their lost agents", ended)
     return lost
