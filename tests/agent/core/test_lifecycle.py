@@ -3,6 +3,7 @@ the outbox, idempotent create and destroy, capacity, images, batch and OOM exits
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -188,6 +189,26 @@ async def test_image_pull_then_start_and_pull_failure(
     ]
     assert "IMAGE_EVENT_TYPE_PULL_FINISHED" in image_events
     assert "IMAGE_EVENT_TYPE_PULL_FAILED" in image_events
+
+
+async def test_an_image_local_to_the_node_is_never_pulled(
+    agent: RunningAgent, runtime: HostProcessRuntime, stub: Any
+) -> None:
+    """Built here (or a process-runtime rootfs): no registry has it, whatever the
+    manager's ImageRef and pull policy say."""
+    from tests.agent.core.fake_runtime import IMAGE
+
+    runtime.images["bai.local/built:1"] = replace(runtime.images[IMAGE], is_local=True)
+    config = kernel_config(
+        image="bai.local/built:1", pull_policy=image_pb2.IMAGE_PULL_POLICY_ALWAYS
+    )
+    await stub.CreateKernels(create_request(config))
+    await wait_status(agent, config.kernel_id, KS.KERNEL_STATUS_RUNNING)
+    assert event_types(agent, config.kernel_id) == [
+        "KERNEL_EVENT_TYPE_PREPARING",
+        "KERNEL_EVENT_TYPE_CREATING",
+        "KERNEL_EVENT_TYPE_STARTED",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,6 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bai.agent.kernels.image_ops import needs_pull
 from bai.agent.kernels.lifecycle import KernelManager
 from bai.agent.kernels.records import KernelRecord
 from bai.agent.kernels.sandbox_spec import (
@@ -64,10 +63,13 @@ async def prepare_and_start(km: KernelManager, record: KernelRecord) -> None:
 
 async def _bring_up(km: KernelManager, record: KernelRecord) -> None:
     ctx, config = km.ctx, record.config
-    local = await ctx.runtime.inspect_image(config.image.canonical)
-    if needs_pull(local, config.image, config.pull_policy):
-        km.transition(record, KS.KERNEL_STATUS_PULLING, reg.KERNEL_EVENT_TYPE_PULLING)
-    outcome = await km.images.ensure(config.image, config.pull_policy)
+    outcome = await km.images.ensure(
+        config.image,
+        config.pull_policy,
+        on_pull=lambda: km.transition(
+            record, KS.KERNEL_STATUS_PULLING, reg.KERNEL_EVENT_TYPE_PULLING
+        ),
+    )
     record.image_ref = config.image.canonical
     mappings = _publish_ports(km, record, outcome.info.labels)
     scratch = ctx.scratch_dir(record.kernel_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from bai.agent.events import Outbox, timestamp
@@ -35,8 +35,13 @@ def image_not_found(ref: image_pb2.ImageRef) -> NotFound:
 
 
 def needs_pull(local: ImageInfo | None, ref: image_pb2.ImageRef, policy: int) -> bool:
-    """Whether policy asks for a pull (an absent image under NONE fails elsewhere)."""
+    """Whether policy asks for a pull (an absent image under NONE fails elsewhere).
+
+    An image this node holds as local (built here, or a process-runtime rootfs) has no
+    registry to pull from, whatever the manager's ImageRef says."""
     if policy == image_pb2.IMAGE_PULL_POLICY_NONE or ref.is_local:
+        return False
+    if local is not None and local.is_local:
         return False
     if local is None or policy == image_pb2.IMAGE_PULL_POLICY_ALWAYS:
         return True
@@ -116,13 +121,18 @@ class ImageService:
                 done.set_result(None)
         self._event(reg.IMAGE_EVENT_TYPE_PULL_FINISHED, ref)
 
-    async def ensure(self, ref: image_pb2.ImageRef, policy: int) -> PullOutcome:
-        """The image per policy; raises IMAGE_NOT_FOUND or IMAGE_PULL_FAILED."""
+    async def ensure(
+        self, ref: image_pb2.ImageRef, policy: int, on_pull: Callable[[], None] | None = None
+    ) -> PullOutcome:
+        """The image per policy, calling `on_pull` before a pull starts; raises
+        IMAGE_NOT_FOUND or IMAGE_PULL_FAILED."""
         local = await self.runtime.inspect_image(ref.canonical)
         if not needs_pull(local, ref, policy):
             if local is None:
                 raise image_not_found(ref)
             return PullOutcome(local, pulled=False)
+        if on_pull is not None:
+            on_pull()
         async for _ in self.pull(ref):
             pass
         pulled = await self.runtime.inspect_image(ref.canonical)

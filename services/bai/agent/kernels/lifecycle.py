@@ -28,7 +28,12 @@ from bai.agent.kernels.records import KernelRecord
 from bai.agent.kernels.sandbox_spec import is_batch
 from bai.agent.resources.plugin import AllocationFailed, InvalidRequest
 from bai.agent.runner.client import RunHandle, RunnerClient
-from bai.agent.runner.layout import SOCKET_FILE, runner_command, runner_package_dir
+from bai.agent.runner.layout import (
+    SOCKET_FILE,
+    compile_runner_package,
+    runner_command,
+    runner_package_dir,
+)
 from bai.agent.runtime.base import RuntimeFailure, SandboxNotFound, SandboxState, SandboxStats
 from bai.api.agent.v1 import agent_pb2
 from bai.api.common.v1 import session_pb2
@@ -62,6 +67,7 @@ class RunnerSetup:
 
     @classmethod
     def default(cls) -> RunnerSetup:
+        compile_runner_package()
         return cls(RunnerClient, runner_command(), runner_package_dir())
 
 

@@ -26,7 +26,10 @@ from . import protocol
 # sockaddr_un.sun_path holds 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH_BYTES = 107
 READ_CHUNK_BYTES = 256 * 1024
-READY_POLL_INITIAL_SECONDS = 0.02
+# Until the runner's socket exists: a short flat poll while a start is usually
+# under way (a failed connect costs microseconds), then backing off.
+READY_POLL_SECONDS = 0.005
+READY_POLL_FAST_FOR_SECONDS = 2.0
 READY_POLL_MAX_SECONDS = 0.25
 # How long closing an unfinished run waits for the runner to report it stopped
 # (the runner's own kill grace is 2 s).
@@ -303,10 +306,14 @@ class RunnerClient:
 
     # The agent's contract names the bound `timeout`; asyncio.timeout would wrap the loop.
     async def wait_ready(self, timeout: float) -> None:  # noqa: ASYNC109
-        """Return once the runner answers a ping; RunnerUnavailable after `timeout` seconds."""
+        """Return once the runner answers a ping; RunnerUnavailable after `timeout` seconds.
+
+        The runner binds its socket first thing and answers once it serves: a ping
+        that connects waits for that, so polling only covers the interpreter's start."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        delay = READY_POLL_INITIAL_SECONDS
+        slow_from = loop.time() + READY_POLL_FAST_FOR_SECONDS
+        delay = READY_POLL_SECONDS
         while True:
             try:
                 await asyncio.wait_for(self.ping(), max(deadline - loop.time(), 0.001))
@@ -318,7 +325,8 @@ class RunnerClient:
                     f"runner not ready after {timeout:g}s: {last_error}"
                 ) from last_error
             await asyncio.sleep(delay)
-            delay = min(delay * 2, READY_POLL_MAX_SECONDS)
+            if loop.time() > slow_from:
+                delay = min(delay * 2, READY_POLL_MAX_SECONDS)
 
     async def start_run(self, spec: RunSpec) -> RunHandle:
         """Start a run; raises RunnerBusy or RunnerUnavailable."""

@@ -30,7 +30,6 @@ BOOTSTRAP_DONE_FILE = "bootstrap.done"
 OUTPUT_DIR = ".output"
 
 RUNNER_SCRIPT = "kernel_runner.py"
-MIN_PYTHON = (3, 9)
 
 # Upstream Backend.AI images ship their own interpreter here (krunner); the
 # image's python3 may be missing or too old.
@@ -42,6 +41,15 @@ def runner_package_dir() -> Path:
     return Path(__file__).resolve().parent
 
 
+def compile_runner_package() -> None:
+    """Byte-code for the runner's modules, written next to them for this interpreter's
+    version (best effort): a sandbox python of the same version cannot write any into
+    the read-only mount, and would otherwise compile the runner on every start."""
+    import compileall  # the agent's only; the runner never calls this
+
+    compileall.compile_dir(runner_package_dir(), maxlevels=0, quiet=2)
+
+
 def run_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return Path(environ.get(ENV_RUN_DIR) or RUN_MOUNT)
 
@@ -51,13 +59,13 @@ def work_dir(environ: Mapping[str, str] = os.environ) -> Path:
 
 
 def runner_command() -> list[str]:
-    """argv of a sandbox's main process: the first python >= 3.9 found runs the runner."""
+    """argv of a sandbox's main process: the image's python3 runs the runner, or the
+    upstream interpreter does when there is no python3. One python starts: the runner
+    checks its own version and hands over to the upstream one when it is too old."""
     script = f"{RUNNER_MOUNT}/{RUNNER_SCRIPT}"
-    version_ok = f"import sys; sys.exit(sys.version_info[:2] < {MIN_PYTHON})"
     shell = (
-        f"for py in python3 {UPSTREAM_PYTHON}; do "
-        f'if command -v "$py" >/dev/null 2>&1 && "$py" -c "{version_ok}"; then '
-        f'exec "$py" {script}; fi; done; '
+        f"if command -v python3 >/dev/null 2>&1; then exec python3 {script} {UPSTREAM_PYTHON}; fi; "
+        f"if [ -x {UPSTREAM_PYTHON} ]; then exec {UPSTREAM_PYTHON} {script}; fi; "
         'echo "bai: no python >= 3.9 in this image" >&2; exit 127'
     )
     return ["/bin/sh", "-c", shell]

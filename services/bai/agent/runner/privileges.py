@@ -16,16 +16,22 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+# dataclasses and typing stay out of the runner's start (they cost more to import
+# than the rest of it); mypy reads any TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-@dataclass(frozen=True)
 class KernelUser:
-    uid: int
-    gid: int
-    supplementary_gids: tuple[int, ...]
+    __slots__ = ("gid", "supplementary_gids", "uid")
+
+    def __init__(self, uid: int, gid: int, supplementary_gids: tuple[int, ...]) -> None:
+        self.uid = uid
+        self.gid = gid
+        self.supplementary_gids = supplementary_gids
 
 
 def kernel_user(config: dict[str, Any]) -> KernelUser:

@@ -24,7 +24,14 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from typing import Any
+
+# typing stays out of the runner's start (milliseconds before it listens); mypy reads
+# any TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    Message = dict[str, Any]
 
 VERSION = 1
 HEADER = struct.Struct(">I")
@@ -51,8 +58,6 @@ STATUS_FINISHED = "finished"
 STATUS_TIMED_OUT = "timed_out"
 STATUS_INTERRUPTED = "interrupted"
 STATUS_FAILED = "failed"
-
-Message = dict[str, Any]
 
 
 class ProtocolError(Exception):

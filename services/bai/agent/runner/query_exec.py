@@ -123,9 +123,9 @@ class RunInput(io.TextIOBase):
 class QueryExecutor:
     """Runs queued query runs one after another in the main thread."""
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, jobs: queue.SimpleQueue[RunContext]) -> None:
         self.work_dir = work_dir
-        self.jobs: queue.SimpleQueue[RunContext] = queue.SimpleQueue()
+        self.jobs = jobs
         self.namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
         self._main_thread = threading.main_thread().ident
         # The run whose user code is executing right now, if any.

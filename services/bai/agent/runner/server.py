@@ -1,24 +1,35 @@
 """The runner's unix-socket server: one thread per connection, one run at a time.
-Stdlib only, python3.9-compatible."""
+Stdlib only, python3.9-compatible.
+
+It answers pings as soon as it accepts, which the runner starts before it loads
+its executors and becomes the kernel's user: the agent sees the kernel ready
+sooner. Runs wait until `open_runs`.
+"""
 
 from __future__ import annotations
 
+import os
+import queue
 import socket
 import threading
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from . import protocol
-from .batch_exec import run_batch
-from .query_exec import QueryExecutor
 from .run_context import Connection, RunContext
+
+BatchRunner = Callable[[RunContext, Path], None]
 
 
 class RunnerServer:
-    def __init__(self, socket_path: Path, executor: QueryExecutor) -> None:
+    def __init__(self, socket_path: Path, work_dir: Path) -> None:
         self.socket_path = socket_path
-        self.executor = executor
+        self.work_dir = work_dir
+        # Query runs, for the executor in the main thread.
+        self.query_jobs: queue.SimpleQueue[RunContext] = queue.SimpleQueue()
         self._run_slot = threading.Lock()
+        self._run_batch: BatchRunner | None = None
+        self._runs_open = threading.Event()
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 
     def listen(self) -> None:
@@ -30,8 +41,13 @@ class RunnerServer:
         self._listener.listen(16)
 
     def start(self) -> None:
-        """Accept in a background thread."""
+        """Accept in a background thread: pings are answered, runs wait for `open_runs`."""
         threading.Thread(target=self._accept_loop, daemon=True).start()
+
+    def open_runs(self, run_batch: BatchRunner) -> None:
+        """Start runs (the runner is now its kernel's user; query runs go to `query_jobs`)."""
+        self._run_batch = run_batch
+        self._runs_open.set()
 
     def close(self) -> None:
         try:
@@ -69,16 +85,18 @@ class RunnerServer:
             connection.close()
 
     def _run(self, connection: Connection, request: protocol.Message) -> None:
+        self._runs_open.wait()
         if not self._run_slot.acquire(blocking=False):
             connection.send({"op": protocol.OP_BUSY, "message": "another run is in progress"})
             return
-        ctx = RunContext(connection, request, uuid.uuid4().hex, self._run_slot.release)
+        # Random hex like uuid4's, without importing uuid (slow) into the runner.
+        ctx = RunContext(connection, request, os.urandom(16).hex(), self._run_slot.release)
         connection.send({"op": protocol.OP_ACCEPTED, "run_id": ctx.run_id})
-        if ctx.mode == protocol.MODE_BATCH:
-            work_dir = self.executor.work_dir
-            threading.Thread(target=run_batch, args=(ctx, work_dir), daemon=True).start()
+        if ctx.mode == protocol.MODE_BATCH and self._run_batch is not None:
+            args = (ctx, self.work_dir)
+            threading.Thread(target=self._run_batch, args=args, daemon=True).start()
         elif ctx.mode == protocol.MODE_QUERY:
-            self.executor.jobs.put(ctx)
+            self.query_jobs.put(ctx)
         else:
             ctx.finish(protocol.STATUS_FAILED, None, [], f"unknown mode {ctx.mode!r}")
         self._follow_client(connection, ctx)
