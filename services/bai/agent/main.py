@@ -96,7 +96,8 @@ async def start_agent(
         runtime = await select_runtime(config.runtime.choice(), state_dir)
     allocator = NodeAllocator(plugins if plugins is not None else compute_plugins(config))
     ctx = AgentContext(config=config, runtime=runtime, allocator=allocator, state_dir=state_dir)
-    km = KernelManager(ctx, runner or RunnerSetup.default())
+    copy_to = state_dir / "runner" if config.copy_runner else None
+    km = KernelManager(ctx, runner or RunnerSetup.default(copy_to))
     report = await adopt(km)
     log.info("kernels re-adopted", extra={"report": vars(report)})
     servicer = AgentServicer(ctx, km)

@@ -187,3 +187,14 @@ def test_records_round_trip(tmp_path: Path) -> None:
     assert proto.runtime.kernel_host == "10.0.0.1"
     assert [d.device_id for d in proto.runtime.attached_devices] == ["GPU-0"]
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_containerized_agent_mounts_a_copy_of_the_runner(tmp_path: Path) -> None:
+    from bai.agent.kernels.lifecycle import RunnerSetup
+    from bai.agent.runner.layout import runner_package_dir
+
+    setup = RunnerSetup.default(tmp_path / "runner")
+    assert setup.package_dir == tmp_path / "runner"
+    installed = sorted(p.name for p in runner_package_dir().glob("*.py"))
+    assert sorted(p.name for p in setup.package_dir.glob("*.py")) == installed
+    assert "kernel_runner.py" in installed

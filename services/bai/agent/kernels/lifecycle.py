@@ -31,6 +31,7 @@ from bai.agent.runner.client import RunHandle, RunnerClient
 from bai.agent.runner.layout import (
     SOCKET_FILE,
     compile_runner_package,
+    copy_runner_package,
     runner_command,
     runner_package_dir,
 )
@@ -66,9 +67,11 @@ class RunnerSetup:
     package_dir: Path
 
     @classmethod
-    def default(cls) -> RunnerSetup:
-        compile_runner_package()
-        return cls(RunnerClient, runner_command(), runner_package_dir())
+    def default(cls, copy_to: Path | None = None) -> RunnerSetup:
+        """The installed runner package, or a copy of it in `copy_to`."""
+        package = copy_runner_package(copy_to) if copy_to else runner_package_dir()
+        compile_runner_package(package)
+        return cls(RunnerClient, runner_command(), package)
 
 
 @dataclass

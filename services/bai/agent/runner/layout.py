@@ -41,13 +41,28 @@ def runner_package_dir() -> Path:
     return Path(__file__).resolve().parent
 
 
-def compile_runner_package() -> None:
+def compile_runner_package(package_dir: Path | None = None) -> None:
     """Byte-code for the runner's modules, written next to them for this interpreter's
     version (best effort): a sandbox python of the same version cannot write any into
     the read-only mount, and would otherwise compile the runner on every start."""
     import compileall  # the agent's only; the runner never calls this
 
-    compileall.compile_dir(runner_package_dir(), maxlevels=0, quiet=2)
+    compileall.compile_dir(package_dir or runner_package_dir(), maxlevels=0, quiet=2)
+
+
+def copy_runner_package(target: Path) -> Path:
+    """Copy the runner's modules to `target` (the agent's only).
+
+    An agent that runs in a container hands dockerd host paths: it copies the
+    runner into a directory that has the same path on the host and in its
+    container (its state volume) and mounts it from there.
+    """
+    import shutil  # the agent's only; the runner never calls this
+
+    target.mkdir(parents=True, exist_ok=True)
+    for module in runner_package_dir().glob("*.py"):
+        shutil.copy2(module, target / module.name)
+    return target
 
 
 def run_dir(environ: Mapping[str, str] = os.environ) -> Path:
