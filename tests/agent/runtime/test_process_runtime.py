@@ -17,7 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+import uvloop
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from bai.agent.runtime.base import (
     LABEL_AGENT_ID,
@@ -359,3 +362,47 @@ async def test_describe_and_images(runtime: ProcessRuntime, tmp_path: Path) -> N
     assert await images.list_images() == []
     with pytest.raises(ImageMissing):
         await images.remove_image("bai.local/stable/python:3.11", force=False)
+
+
+async def start_while_grpc_is_busy(runtime: ProcessRuntime, lanes: int, per_lane: int) -> list[str]:
+    """Start (then remove) sandboxes, `lanes` at a time, while gRPC calls run in this
+    process as they do in the agent; the start failures."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    calling = True
+    failures: list[str] = []
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+
+        async def call() -> None:
+            while calling:
+                await stub.Check(health_pb2.HealthCheckRequest())
+
+        async def lane() -> None:
+            for _ in range(per_lane):
+                try:
+                    state = await runtime.start(host_spec("exec sleep 1000"))
+                except SandboxStartFailed as e:
+                    failures.append(str(e))
+                    continue
+                await runtime.remove(state.sandbox_id)
+
+        callers = [asyncio.create_task(call()) for _ in range(4)]
+        await asyncio.gather(*(lane() for _ in range(lanes)))
+        calling = False
+        await asyncio.gather(*callers)
+    await server.stop(None)
+    return failures
+
+
+@pytest.mark.slow
+async def test_starts_under_uvloop_while_grpc_is_busy(rootfs_dir: Path, tmp_path: Path) -> None:
+    # The agent's conditions. uvloop spawns with fork(), which runs gRPC's at-fork
+    # handlers in the child: the supervisor spawned that way was killed by SIGSEGV in
+    # 5-30% of these starts ("the supervisor did not start").
+    runtime = ProcessRuntime(rootfs_dir, tmp_path / "state", cgroup_parent=CGROUP_PARENT)
+    failures = await asyncio.to_thread(uvloop.run, start_while_grpc_is_busy(runtime, 3, 10))
+    assert failures == []
+    assert await runtime.list_sandboxes(AGENT) == []

@@ -26,6 +26,7 @@ import dataclasses
 import os
 import shutil
 import signal
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -64,7 +65,7 @@ from bai.agent.runtime.process_state import (
     spec_from_json,
     spec_to_json,
 )
-from bai.agent.runtime.process_supervisor import spawn_supervisor
+from bai.agent.runtime.process_supervisor import exit_description, spawn_supervisor
 
 LOST_EXIT_CODE = -1
 # How long the supervisor may take to record the exit of a killed sandbox.
@@ -100,15 +101,16 @@ class ProcessRuntime:
         path = shutil.which(self.bwrap)
         if path is None:
             raise RuntimeUnavailable(f"bubblewrap ({self.bwrap}) is not installed")
-        proc = await asyncio.create_subprocess_exec(
-            path, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        # Not the event loop's subprocess support: see spawn_supervisor.
+        done = await asyncio.to_thread(
+            subprocess.run, [path, "--version"], capture_output=True, check=False
         )
-        out, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeUnavailable(f"{path} --version failed: {err.decode().strip()}")
+        if done.returncode != 0:
+            problem = f"{exit_description(done.returncode)}: {done.stderr.decode().strip()}"
+            raise RuntimeUnavailable(f"{path} --version failed: {problem}")
         if self._cgroup_layout() is None:
             raise RuntimeUnavailable("no cgroup memory controller is mounted")
-        return f"process ({out.decode().strip()})"
+        return f"process ({done.stdout.decode().strip()})"
 
     async def list_images(self) -> list[ImageInfo]:
         def read() -> list[ImageInfo]:
@@ -185,9 +187,9 @@ class ProcessRuntime:
             await asyncio.to_thread(cgroup.create, spec.cpu_limit, spec.mem_limit)
         except CgroupError as e:
             raise SandboxStartFailed(str(e)) from e
-        if not await spawn_supervisor(sandbox):
-            detail = sandbox.supervisor_log_tail()
-            raise SandboxStartFailed(f"the supervisor did not start: {detail}")
+        problem = await spawn_supervisor(sandbox)
+        if problem is not None:
+            raise SandboxStartFailed(f"the supervisor did not start: {problem}")
         # Started means the command runs: bwrap fails without an exit code when a mount
         # or the exec of the command fails, and start() must report that.
         while not sandbox.exit_file.exists():

@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -146,27 +147,47 @@ def _record_status(sandbox: SandboxDir, document: bytes, exit_code: int | None) 
     return exit_code
 
 
-async def spawn_supervisor(sandbox: SandboxDir) -> bool:
+async def spawn_supervisor(sandbox: SandboxDir) -> str | None:
     """Start the supervisor of `sandbox` (its launch.json written) in a new session,
-    detached from the caller; False when it could not start."""
-    with sandbox.supervisor_log.open("ab") as log:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bai.agent.runtime.process_supervisor",
-            str(sandbox.path),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            cwd="/",
-        )
-    # The direct child forks the supervisor and exits at once.
-    return await proc.wait() == 0
+    detached from the caller. None when it started, else why not: the spawning
+    process's exit status or signal and what it wrote to stderr."""
+    # From a worker thread with subprocess (vfork, then exec), never with the event
+    # loop's subprocess support: uvloop spawns with fork(), which runs gRPC's at-fork
+    # handlers (grpcio turns fork support on) in the child, and while gRPC threads are
+    # busy those crash it (SIGSEGV) in a few percent of spawns.
+    return await asyncio.to_thread(_spawn, sandbox)
+
+
+def _spawn(sandbox: SandboxDir) -> str | None:
+    # The direct child forks the supervisor and exits at once; the supervisor lets go
+    # of the stderr pipe (its output goes to supervisor.log), so this returns then.
+    done = subprocess.run(
+        [sys.executable, "-m", "bai.agent.runtime.process_supervisor", str(sandbox.path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        cwd="/",
+        check=False,
+    )
+    if done.returncode == 0:
+        return None
+    return f"{exit_description(done.returncode)}: {done.stderr.decode(errors='replace').strip()}"
+
+
+def exit_description(returncode: int) -> str:
+    """'exit status N', or 'killed by SIGNAME' for a negative (signal) return code."""
+    if returncode >= 0:
+        return f"exit status {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
 
 
 def main(argv: list[str]) -> int:
     sandbox = SandboxDir(Path(argv[1]))
+    log = os.open(sandbox.supervisor_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     child = os.fork()
     if child:
         # The runtime waits for this process; the grandchild is the supervisor.
@@ -174,6 +195,10 @@ def main(argv: list[str]) -> int:
             sandbox.supervisor_file, {"pid": child, "start_time": process_start_time(child)}
         )
         os._exit(0)
+    # Off the runtime's stderr pipe, so that the runtime's wait ends with this fork.
+    os.dup2(log, sys.stdout.fileno())
+    os.dup2(log, sys.stderr.fileno())
+    os.close(log)
     os.chdir("/")
     return supervise(sandbox)
 
