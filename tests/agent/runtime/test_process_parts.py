@@ -167,3 +167,28 @@ async def test_auto_prefers_a_docker_that_answers(tmp_path: Path) -> None:
         assert isinstance(runtime, DockerRuntime)
     finally:
         await runtime.close()
+
+
+def test_mount_point_parents_are_opened_for_the_work_user(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    from bai.agent.runtime.base import BindMount, SandboxSpec
+    from bai.agent.runtime.process import _open_mount_points
+
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "opt").mkdir(parents=True)
+    (rootfs / "opt" / "bai").mkdir(mode=0o700)
+    spec = SandboxSpec(
+        kernel_id="k",
+        session_id="s",
+        agent_id="a",
+        image="i",
+        command=["true"],
+        environ={},
+        cpu_limit=Decimal(0),
+        mem_limit=0,
+        mounts=[BindMount(tmp_path, "/opt/bai/runner"), BindMount(tmp_path, "/srv/data/x")],
+    )
+    _open_mount_points(rootfs, spec)
+    for directory in ("opt/bai", "srv", "srv/data"):
+        assert (rootfs / directory).stat().st_mode & 0o777 == 0o755, directory
