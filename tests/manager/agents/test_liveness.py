@@ -93,3 +93,38 @@ async def test_kernels_of_an_agent_already_lost_are_ended_by_the_next_sweep(
     await liveness.sweep(ctx.sessions, ctx.redis, LOST_AFTER, datetime.now(UTC))
     (kernel,) = await kernel_rows(manager, placed.kernel_ids)
     assert (kernel.status, kernel.status_reason) == ("TERMINATED", "agent-lost")
+
+
+async def test_an_agent_that_only_sends_events_stays_alive(
+    manager: ManagerHandle, channel: grpc.aio.Channel
+) -> None:
+    """Under load a heartbeat may wait behind many events: every event counts as
+    a sign of life, however long it has been since the last heartbeat."""
+    agent_id = unique("i")
+    client = RegistryClient(channel)
+    ctx = manager.ctx
+    try:
+        await client.register(registration(agent_id))
+        placed = await place_session(manager, agent_id, ["PREPARING"])
+        (kernel_id,) = placed.kernel_ids
+        noise = reg.ExecutionEvent(kernel_id=str(kernel_id), run_id="r1")
+        # Longer than the lost timeout without a heartbeat, events all along.
+        for seq in range(1, 4):
+            await silence(manager, agent_id, 31)
+            assert await client.event(seq, execution_event=noise) == seq
+            lost = await liveness.sweep(ctx.sessions, ctx.redis, LOST_AFTER, datetime.now(UTC))
+            assert agent_id not in lost
+        # A burst of events counts too.
+        await silence(manager, agent_id, 31)
+        for seq in range(4, 14):
+            await client.send(reg.ConnectRequest(seq=seq, execution_event=noise))
+        while await client.ack() < 13:
+            pass
+        assert agent_id not in await liveness.sweep(
+            ctx.sessions, ctx.redis, LOST_AFTER, datetime.now(UTC)
+        )
+        assert (await agent_row(manager, agent_id)).status == "ALIVE"
+        (kernel,) = await kernel_rows(manager, [kernel_id])
+        assert kernel.status == "PREPARING"
+    finally:
+        await client.close()

@@ -80,6 +80,31 @@ async def locked_session(
     return session, list(kernels)
 
 
+async def lock_sessions(
+    db: AsyncSession, session_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, tuple[SessionRow, list[KernelRow]]]:
+    """Several sessions and their kernels, locked for update in id order (so that
+    two transactions locking overlapping sets never wait on each other in a cycle)."""
+    ids = sorted(set(session_ids))
+    if not ids:
+        return {}
+    rows = await db.execute(
+        select(SessionRow).where(SessionRow.id.in_(ids)).order_by(SessionRow.id).with_for_update()
+    )
+    out: dict[uuid.UUID, tuple[SessionRow, list[KernelRow]]] = {
+        session.id: (session, []) for session in rows.scalars()
+    }
+    kernels = await db.execute(
+        select(KernelRow)
+        .where(KernelRow.session_id.in_(list(out)))
+        .order_by(KernelRow.session_id, KernelRow.id)
+        .with_for_update()
+    )
+    for kernel in kernels.scalars():
+        out[kernel.session_id][1].append(kernel)
+    return out
+
+
 async def _move_agent_slots(db: AsyncSession, agent_id: str | None, old: Slots, new: Slots) -> None:
     """The agent's occupied slots follow a kernel's allocation change (bumps revision)."""
     agent = None

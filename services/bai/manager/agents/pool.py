@@ -15,6 +15,7 @@ LOST or TERMINATED agent is refused without a network round trip.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,6 +84,8 @@ class AgentClientPool:
         self._sessions = sessions
         self._token = internal_token
         self._channels: dict[str, grpc.aio.Channel] = {}
+        # agent id -> (time.monotonic() of the lookup, address)
+        self._addresses: dict[str, tuple[float, str]] = {}
 
     def metadata(self, agent_id: str) -> list[tuple[str, str]]:
         """What every call to `agent_id` carries."""
@@ -91,18 +94,29 @@ class AgentClientPool:
             items.append((TOKEN_HEADER, self._token))
         return items
 
-    async def address(self, agent_id: str) -> str:
-        """The agent's address; AGENT_UNAVAILABLE when unknown or not connected."""
+    async def address(self, agent_id: str, max_age: float = 0.0) -> str:
+        """The agent's address; AGENT_UNAVAILABLE when unknown or not connected.
+
+        With `max_age` (seconds) an address looked up that recently is used again:
+        hot paths skip a query per call, at the cost of reaching an agent that was
+        lost meanwhile (the call then fails as unreachable, which they retry).
+        """
+        cached = self._addresses.get(agent_id)
+        if max_age > 0 and cached is not None and time.monotonic() - cached[0] < max_age:
+            return cached[1]
         async with self._sessions() as db:
             row = (
                 await db.execute(
                     select(AgentRow.addr, AgentRow.status).where(AgentRow.id == agent_id)
                 )
             ).first()
+        if row is None or not row.addr or row.status not in CONNECTED:
+            self._addresses.pop(agent_id, None)
         if row is None or not row.addr:
             raise unavailable(agent_id, f"agent {agent_id} is not registered")
         if row.status not in CONNECTED:
             raise unavailable(agent_id, f"agent {agent_id} is {row.status}")
+        self._addresses[agent_id] = (time.monotonic(), str(row.addr))
         return str(row.addr)
 
     def channel(self, addr: str) -> grpc.aio.Channel:
@@ -111,14 +125,24 @@ class AgentClientPool:
             channel = self._channels[addr] = grpc.aio.insecure_channel(addr)
         return channel
 
-    async def stub(self, agent_id: str) -> agent_pb2_grpc.AgentServiceStub:
-        return agent_pb2_grpc.AgentServiceStub(self.channel(await self.address(agent_id)))
+    async def stub(
+        self, agent_id: str, address_max_age: float = 0.0
+    ) -> agent_pb2_grpc.AgentServiceStub:
+        address = await self.address(agent_id, address_max_age)
+        return agent_pb2_grpc.AgentServiceStub(self.channel(address))
 
     async def call(
-        self, agent_id: str, method: str, request: Message, *, deadline: float = DEFAULT_TIMEOUT
+        self,
+        agent_id: str,
+        method: str,
+        request: Message,
+        *,
+        deadline: float = DEFAULT_TIMEOUT,
+        address_max_age: float = 0.0,
     ) -> Any:
-        """One unary call with the agent's metadata and error mapping (`deadline` in seconds)."""
-        stub = await self.stub(agent_id)
+        """One unary call with the agent's metadata and error mapping (`deadline` in
+        seconds; `address_max_age` as in `address`)."""
+        stub = await self.stub(agent_id, address_max_age)
         with agent_errors(agent_id):
             return await getattr(stub, method)(
                 request, metadata=self.metadata(agent_id), timeout=deadline

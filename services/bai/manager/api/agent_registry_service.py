@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import logging
 import re
 import time
@@ -97,8 +98,19 @@ def _seconds(value: float) -> Duration:
     return duration
 
 
+# Events applied in one transaction at most; more queued ones wait for the next burst.
+BURST = 256
+# Messages read off the stream ahead of the one being applied (then the agent waits).
+INBOX = 4 * BURST
+_EVENT_EXCLUDED = ("heartbeat", "shutdown", "kernel_snapshot", "register", None)
+
+
 class _Connection:
-    """What one registered agent's stream knows: its ids and the highest acked seq."""
+    """What one registered agent's stream knows: its ids and the highest acked seq.
+
+    One task reads the stream into `inbox`, another applies what is there, so
+    that events waiting behind the one being applied are applied together.
+    """
 
     def __init__(
         self, ctx: ManagerContext, registration: reg.AgentRegistration, stream: OpenStream
@@ -108,31 +120,60 @@ class _Connection:
         self.boot_id = registration.boot_id
         self.stream = stream
         self.acked = 0
+        self.inbox: asyncio.Queue[reg.ConnectRequest | None] = asyncio.Queue(INBOX)
 
     def ack(self) -> None:
         self.stream.outbox.put_nowait(reg.ConnectResponse(ack=reg.EventAck(seq=self.acked)))
 
     async def read(self, requests: AsyncIterator[reg.ConnectRequest]) -> None:
-        """Apply every message until the agent half-closes; failures end the stream."""
+        """Queue every message until the agent half-closes; failures end the stream."""
         try:
             async for request in requests:
-                await self.handle(request)
+                await self.inbox.put(request)
+            await self.inbox.put(None)
+        except Exception as exc:
+            self.stream.outbox.put_nowait(exc)
+
+    async def apply(self) -> None:
+        """Apply queued messages in order, events in bursts; failures end the stream."""
+        try:
+            while (first := await self.inbox.get()) is not None:
+                ready: list[reg.ConnectRequest | None] = [first]
+                while len(ready) < BURST and not self.inbox.empty():
+                    ready.append(self.inbox.get_nowait())
+                if not await self.apply_ready(ready):
+                    break
             self.stream.outbox.put_nowait(None)
         except Exception as exc:
             self.stream.outbox.put_nowait(exc)
+
+    async def apply_ready(self, ready: list[reg.ConnectRequest | None]) -> bool:
+        """Apply in order; False when the agent half-closed (None) among them."""
+        burst: list[reg.ConnectRequest] = []
+        for request in ready:
+            if request is not None and is_plain_event(request):
+                burst.append(request)
+                continue
+            await self.handle_events(burst)
+            burst = []
+            if request is None:
+                return False
+            await self.handle(request)
+        await self.handle_events(burst)
+        return True
 
     async def handle(self, request: reg.ConnectRequest) -> None:
         ctx, now = self.ctx, datetime.now(UTC)
         which = request.WhichOneof("payload")
         bad_text = nul_fields(request)
-        if bad_text and which not in ("heartbeat", "shutdown", "kernel_snapshot", "register"):
+        if bad_text and which not in _EVENT_EXCLUDED:
             # An event no database can store: drop it (acked) rather than have it
             # re-sent forever.
             log.warning(
                 "agent %s: event %d has NUL characters; dropped", self.agent_id, request.seq
             )
             if request.seq > self.acked:
-                await ingest.skip_event(ctx.sessions, self.agent_id, self.boot_id, request.seq)
+                await ingest.skip_event(ctx.sessions, self.agent_id, self.boot_id, request.seq, now)
                 self.acked = request.seq
             self.ack()
             return
@@ -182,6 +223,37 @@ class _Connection:
         else:
             await self.handle_event(request, now)
 
+    async def handle_events(self, requests: list[reg.ConnectRequest]) -> None:
+        """A burst of well-formed events in one transaction; one by one should it fail."""
+        fresh = [r for r in requests if r.seq > self.acked]
+        events = [wire.agent_event(r) for r in fresh]
+        if (
+            len(fresh) < 2
+            or any(r.seq == 0 for r in requests)
+            or any(b.seq <= a.seq for a, b in itertools.pairwise(fresh))
+            or None in events
+            or not await self.apply_burst(
+                [(r.seq, e) for r, e in zip(fresh, events, strict=True) if e is not None]
+            )
+        ):
+            for request in requests:
+                await self.handle(request)
+            return
+        self.acked = fresh[-1].seq
+        self.ack()
+
+    async def apply_burst(self, events: list[tuple[int, ingest.AgentEvent]]) -> bool:
+        ctx = self.ctx
+        try:
+            return await ingest.apply_burst(
+                ctx.sessions, ctx.redis, self.agent_id, self.boot_id, events, datetime.now(UTC)
+            )
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.info("agent %s: a burst of %d events failed: %s", self.agent_id, len(events), exc)
+            return False
+
     async def handle_event(self, request: reg.ConnectRequest, now: datetime) -> None:
         seq = request.seq
         if seq == 0:
@@ -201,9 +273,14 @@ class _Connection:
                 raise
             # A poison event must not block every later one: log it and move on.
             log.exception("agent %s: event %d could not be applied", self.agent_id, seq)
-            await ingest.skip_event(ctx.sessions, self.agent_id, self.boot_id, seq)
+            await ingest.skip_event(ctx.sessions, self.agent_id, self.boot_id, seq, now)
         self.acked = seq
         self.ack()
+
+
+def is_plain_event(request: reg.ConnectRequest) -> bool:
+    """An event (seq'd payload) without NUL characters: may join a burst."""
+    return request.WhichOneof("payload") not in _EVENT_EXCLUDED and not nul_fields(request)
 
 
 class AgentRegistryServicer(reg_grpc.AgentRegistryServiceServicer):
@@ -233,6 +310,7 @@ class AgentRegistryServicer(reg_grpc.AgentRegistryServiceServicer):
         code = grpc.StatusCode.OK
         stream: OpenStream | None = None
         reader: asyncio.Task[None] | None = None
+        applier: asyncio.Task[None] | None = None
         status: grpc.Status | None = None
         try:
             metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
@@ -256,6 +334,7 @@ class AgentRegistryServicer(reg_grpc.AgentRegistryServiceServicer):
             connection = _Connection(self.ctx, first.register, stream)
             connection.acked = registered.last_acked_seq
             reader = asyncio.create_task(connection.read(request_iterator))
+            applier = asyncio.create_task(connection.apply())
             while (item := await stream.outbox.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
@@ -268,8 +347,9 @@ class AgentRegistryServicer(reg_grpc.AgentRegistryServiceServicer):
             status = to_grpc_status(_domain_error(exc))
             code = status.code
         finally:
-            if reader is not None:
-                reader.cancel()
+            for task in (reader, applier):
+                if task is not None:
+                    task.cancel()
             if stream is not None:
                 self.ctx.agent_streams.detach(stream)
             observe_rpc(METHOD, code.name, time.perf_counter() - started)

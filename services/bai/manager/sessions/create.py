@@ -104,7 +104,14 @@ async def _owner(db: AsyncSession, p: Principal, spec: NewSession) -> Owner:
             "only admins create sessions for someone else", reason="ROLE_FORBIDDEN"
         )
     access_key = spec.owner_access_key or p.access_key
-    query = select(KeypairRow, UserRow).join(UserRow, UserRow.id == KeypairRow.user_id)
+    query = (
+        select(KeypairRow, UserRow, KeypairResourcePolicyRow)
+        .join(UserRow, UserRow.id == KeypairRow.user_id)
+        .outerjoin(
+            KeypairResourcePolicyRow,
+            KeypairResourcePolicyRow.name == KeypairRow.resource_policy,
+        )
+    )
     if access_key:
         query = query.where(KeypairRow.access_key == access_key)
     else:
@@ -114,13 +121,12 @@ async def _owner(db: AsyncSession, p: Principal, spec: NewSession) -> Owner:
     found = (await db.execute(query.limit(1))).first()
     if found is None:
         raise _missing("owner keypair")
-    keypair, user = found
+    keypair, user, policy = found
     if spec.owner_access_key:
         if not p.is_superadmin and user.domain_name != p.domain_name:
             raise _missing("owner keypair")
         if not keypair.is_active or user.status != "active":
             raise FailedPrecondition("the owner's keypair is inactive", reason="INVALID_STATE")
-    policy = await db.get(KeypairResourcePolicyRow, keypair.resource_policy)
     if policy is None:
         raise _missing("keypair resource policy")
     return Owner(user, keypair.access_key, policy)
@@ -177,11 +183,23 @@ def _check_type(p: Principal, group: ScalingGroupRow, session_type: str) -> None
         )
 
 
-async def _group_agents(db: AsyncSession, group: str) -> list[AgentRow]:
-    query = select(AgentRow).where(
-        AgentRow.scaling_group == group, AgentRow.status.in_(("ALIVE", "RESTARTING"))
-    )
-    return list((await db.execute(query)).scalars())
+async def _group_agents(
+    db: AsyncSession, group: str
+) -> tuple[set[str], list[resources.AgentCapacity]]:
+    """The capacity of the group's schedulable ALIVE agents, and every slot type its
+    connected agents know (only the columns needed: agent rows are wide)."""
+    a = AgentRow
+    query = select(
+        a.id, a.architecture, a.available_slots, a.slot_types, a.status, a.schedulable
+    ).where(a.scaling_group == group, a.status.in_(("ALIVE", "RESTARTING")))
+    rows = (await db.execute(query)).all()
+    known = set().union(*(row.slot_types.keys() for row in rows)) if rows else set()
+    capacity = [
+        resources.AgentCapacity(r.id, r.architecture, Slots.from_wire(r.available_slots))
+        for r in rows
+        if r.status == "ALIVE" and r.schedulable
+    ]
+    return known, capacity
 
 
 async def _pending_limits(db: AsyncSession, owner: Owner, asked: Slots) -> None:
@@ -309,19 +327,14 @@ async def enqueue(
     await require_usable(db, owner.principal(project.id), image)
     group = await _scaling_group(db, owner, project, spec.scaling_group)
     _check_type(p, group, spec.session_type)
-    agents = await _group_agents(db, group.name)
-    known = set().union(*(a.slot_types.keys() for a in agents)) if agents else set()
+    known, capacity = await _group_agents(db, group.name)
     per_kernel = resources.kernel_slots(spec.slots, image.labels, known)
     resources.require_some_capacity(
         per_kernel,
         spec.cluster_size,
         spec.cluster_mode == "single-node",
         image.architecture,
-        [
-            resources.AgentCapacity(a.id, a.architecture, Slots.from_wire(a.available_slots))
-            for a in agents
-            if a.status == "ALIVE" and a.schedulable
-        ],
+        capacity,
     )
     requested = per_kernel.scaled(spec.cluster_size)
     await _pending_limits(db, owner, requested)

@@ -1,6 +1,7 @@
 """Ask agents to create a scheduled session's kernels (SCHEDULED -> PREPARING).
 
-One CreateKernels per agent holding kernels of the session. The call is
+One CreateKernels per agent holding kernels of the session (the contract has
+one session per request); a round's sessions are loaded together. The call is
 idempotent per kernel id, so the sweeper may send it again after a lost
 reply. Outcomes:
 - a kernel accepted: its reported status (PREPARING or later) is applied;
@@ -18,13 +19,13 @@ import asyncio
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bai.api.agent.v1 import agent_pb2
@@ -34,16 +35,18 @@ from bai.common.errors import BaiError, Unavailable
 from bai.manager.agents import wire
 from bai.manager.agents.kernel_updates import apply_report, locked_session, publish_quietly
 from bai.manager.agents.pool import AgentClientPool
-from bai.manager.db.compute import ImageRow, KernelRow, SessionRow
+from bai.manager.db.compute import ImageRow, KernelRow
 from bai.manager.db.identity import UserRow
 from bai.manager.images.pulls import image_ref
 from bai.manager.images.registries import NO_REGISTRIES, Registries
 from bai.manager.sessions import lifecycle, names, transitions
-from bai.manager.sessions.queries import LoadedSession, load
+from bai.manager.sessions.queries import LoadedSession, load_many
 
 log = logging.getLogger(__name__)
 
 CREATE_TIMEOUT = 30.0
+# Agent addresses are looked up at most this often (seconds) while dispatching.
+ADDRESS_MAX_AGE = 2.0
 # Statuses in which (re-)sending CreateKernels makes sense.
 DISPATCHABLE = frozenset({"SCHEDULED", "PREPARING", "PULLING", "PREPARED", "CREATING"})
 # Agent error reasons -> the lifecycle reason a refused kernel is cancelled with.
@@ -110,21 +113,6 @@ def kernel_config(
     return config
 
 
-async def _image_ref(
-    db: AsyncSession, session: SessionRow, registries: Registries
-) -> image_pb2.ImageRef:
-    row = (
-        await db.execute(
-            select(ImageRow).where(
-                ImageRow.canonical == session.image, ImageRow.architecture == session.architecture
-            )
-        )
-    ).scalar_one_or_none()
-    if row is None:
-        return image_pb2.ImageRef(canonical=session.image, architecture=session.architecture)
-    return image_ref(row, registries)
-
-
 def build_requests(
     loaded: LoadedSession, image: image_pb2.ImageRef, user: UserRow | None
 ) -> dict[str, agent_pb2.CreateKernelsRequest]:
@@ -153,7 +141,11 @@ async def _send(
     """The reply; a BaiError refusing every kernel; None when the agent is unreachable."""
     try:
         reply: agent_pb2.CreateKernelsResponse = await pool.call(
-            agent_id, "CreateKernels", request, deadline=CREATE_TIMEOUT
+            agent_id,
+            "CreateKernels",
+            request,
+            deadline=CREATE_TIMEOUT,
+            address_max_age=ADDRESS_MAX_AGE,
         )
         return reply
     except Unavailable as exc:
@@ -172,12 +164,79 @@ async def dispatch(
     registries: Registries = NO_REGISTRIES,
 ) -> None:
     """`registries` give the pull url and credentials of the session's image."""
+    await dispatch_round(sessions, redis, pool, [session_id], now, registries)
+
+
+async def dispatch_round(
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    pool: AgentClientPool,
+    session_ids: Sequence[uuid.UUID],
+    now: Callable[[], datetime] = _now,
+    registries: Registries = NO_REGISTRIES,
+) -> None:
+    """Dispatch the sessions a scheduling round placed, their rows, images and owners
+    loaded once for all of them; each session's calls and outcome are its own."""
     async with sessions() as db:
-        loaded = await load(db, session_id)
-        if loaded is None or loaded.session.status not in DISPATCHABLE:
+        loaded = [
+            s
+            for s in (await load_many(db, session_ids)).values()
+            if s.session.status in DISPATCHABLE
+        ]
+        if not loaded:
             return
-        image = await _image_ref(db, loaded.session, registries)
-        user = await db.get(UserRow, loaded.session.user_id)
+        images = await _image_refs(
+            db, {(s.session.image, s.session.architecture) for s in loaded}, registries
+        )
+        owners = select(UserRow).where(UserRow.id.in_({s.session.user_id for s in loaded}))
+        users = {user.id: user for user in (await db.execute(owners)).scalars()}
+    outcomes = await asyncio.gather(
+        *(
+            _dispatch_loaded(
+                sessions,
+                redis,
+                pool,
+                s,
+                images.get((s.session.image, s.session.architecture))
+                or image_pb2.ImageRef(
+                    canonical=s.session.image, architecture=s.session.architecture
+                ),
+                users.get(s.session.user_id),
+                now,
+            )
+            for s in loaded
+        ),
+        return_exceptions=True,
+    )
+    # One session's failure must not hide the others' (they all ran to the end).
+    failures = [o for o in outcomes if isinstance(o, BaseException)]
+    for failure in failures[1:]:
+        log.error("dispatch failed", exc_info=failure)
+    if failures:
+        raise failures[0]
+
+
+async def _image_refs(
+    db: AsyncSession, wanted: set[tuple[str, str]], registries: Registries
+) -> dict[tuple[str, str], image_pb2.ImageRef]:
+    rows = await db.execute(
+        select(ImageRow).where(
+            tuple_(ImageRow.canonical, ImageRow.architecture).in_(sorted(wanted))
+        )
+    )
+    return {(row.canonical, row.architecture): image_ref(row, registries) for row in rows.scalars()}
+
+
+async def _dispatch_loaded(
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    pool: AgentClientPool,
+    loaded: LoadedSession,
+    image: image_pb2.ImageRef,
+    user: UserRow | None,
+    now: Callable[[], datetime],
+) -> None:
+    session_id = loaded.session.id
     requests = build_requests(loaded, image, user)
     agents = sorted(requests)
     replies = await asyncio.gather(*(_send(pool, a, requests[a]) for a in agents))

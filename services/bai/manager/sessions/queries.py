@@ -87,6 +87,23 @@ async def load(
     return LoadedSession(session, kernels)
 
 
+async def load_many(
+    db: AsyncSession, session_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, LoadedSession]:
+    """Several sessions with their kernels (main first) in two statements; missing
+    ids are left out."""
+    if not session_ids:
+        return {}
+    rows = await db.execute(select(SessionRow).where(SessionRow.id.in_(session_ids)))
+    out = {session.id: LoadedSession(session, []) for session in rows.scalars()}
+    kernels = await db.execute(select(KernelRow).where(KernelRow.session_id.in_(list(out))))
+    for kernel in kernels.scalars():
+        out[kernel.session_id].kernels.append(kernel)
+    for loaded in out.values():
+        loaded.kernels.sort(key=lambda k: (k.cluster_role != "main", k.cluster_role, k.cluster_idx))
+    return out
+
+
 async def load_visible(
     db: AsyncSession, p: Principal, session_id: uuid.UUID, *, lock: bool = False
 ) -> LoadedSession:
