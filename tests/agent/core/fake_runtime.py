@@ -64,6 +64,7 @@ class HostProcessRuntime:
                 labels={"ai.backend.kernelspec": "1", "ai.backend.service-ports": ""},
                 architecture="x86_64",
                 tags=[IMAGE],
+                is_local=True,
             )
         }
         # Images a pull can fetch.

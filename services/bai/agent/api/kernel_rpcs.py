@@ -187,7 +187,18 @@ class KernelRpcs:
                     raise FailedPrecondition("a second header", reason="STREAM_OUT_OF_ORDER")
                 yield message.chunk
 
-        path, size = await files.upload(self.km, first.header, chunks())
+        try:
+            path, size = await files.upload(self.km, first.header, chunks())
+        except Exception:
+            # Read what the caller still sends (at most what it announced) before
+            # failing: a status sent while it is still writing can reach it as
+            # INTERNAL ("Internal error from Core") instead of the real reason.
+            left = first.header.size
+            async for message in iterator:
+                left -= len(message.chunk)
+                if left < 0:
+                    break
+            raise
         return agent_pb2.UploadFileResponse(path=path, size=size)
 
     @streaming

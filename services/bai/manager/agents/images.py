@@ -107,6 +107,9 @@ async def upsert_reported(db: AsyncSession, images: Iterable[ReportedImage]) -> 
             # A registry rescan knows the image is pullable, whatever agents said.
             changed["registry"] = stmt.excluded.registry
             changed["is_local"] = stmt.excluded.is_local
+        elif image.is_local:
+            # An agent built or imported it: it exists in no registry we know of.
+            changed["is_local"] = True
         if image.digest:
             changed["digest"] = stmt.excluded.digest
         if image.size_bytes > 0:

@@ -150,10 +150,26 @@ async def upload(
                 await call.done_writing()
             except asyncio.InvalidStateError:
                 pass  # The agent ended the call early: awaiting it raises its status.
-            reply = await call
+            try:
+                reply = await call
+            except Exception:
+                await _drain(chunks, size - sent)
+                raise
     finally:
         call.cancel()
     return Stored(reply.path, reply.size)
+
+
+async def _drain(chunks: AsyncIterator[bytes], left: int) -> None:
+    """Read what the client still sends (at most what it announced) before failing.
+
+    A status sent while the client is still writing its stream can reach the
+    client as INTERNAL ("Internal error from Core") instead of the real reason.
+    """
+    async for chunk in chunks:
+        left -= len(chunk)
+        if left < 0:
+            return
 
 
 async def download(

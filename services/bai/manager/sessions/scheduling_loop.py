@@ -100,14 +100,14 @@ class SchedulingLoop:
         for name in groups:
             result = await self.schedule_group(name)
             scheduled.extend(result.scheduled)
-        for session_id in scheduled:
-            self._start_dispatch(session_id)
+        if scheduled:
+            self._start_dispatch(scheduled)
         return scheduled
 
-    def _start_dispatch(self, session_id: uuid.UUID) -> None:
+    def _start_dispatch(self, session_ids: list[uuid.UUID]) -> None:
         task = asyncio.create_task(
-            dispatch.dispatch(
-                self._sessions, self._redis, self._pool, session_id, self._now, self._registries
+            dispatch.dispatch_round(
+                self._sessions, self._redis, self._pool, session_ids, self._now, self._registries
             )
         )
         self._dispatches.add(task)
