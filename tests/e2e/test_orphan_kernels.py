@@ -31,12 +31,6 @@ pytestmark = pytest.mark.slow
 SLOTS = {"cpu": "1", "mem": str(256 * MiB)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the manager drops events about kernels it has ended and ignores the kernel "
-    "ids in heartbeats, so a container started after its kernel was CANCELLED runs (and "
-    "holds the agent's slots) until the agent re-registers",
-)
 async def test_a_kernel_created_after_it_was_cancelled_is_removed(
     manager: ManagerHandle,
     own_managers: Callable[..., Awaitable[OwnManager]],

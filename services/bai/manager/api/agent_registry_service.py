@@ -35,6 +35,7 @@ from bai.common.grpc_errors import to_grpc_status
 from bai.common.metrics import rpc_observer
 from bai.common.text_fields import nul_fields
 from bai.manager.agents import ingest, registry, wire
+from bai.manager.agents.orphans import OrphanReaper
 from bai.manager.agents.pool import TOKEN_HEADER
 from bai.manager.agents.streams import OpenStream
 from bai.manager.api.convert import timestamp
@@ -121,6 +122,7 @@ class _Connection:
         self.stream = stream
         self.acked = 0
         self.inbox: asyncio.Queue[reg.ConnectRequest | None] = asyncio.Queue(INBOX)
+        self.orphans = OrphanReaper(ctx.sessions, ctx.agent_pool, self.agent_id)
 
     def ack(self) -> None:
         self.stream.outbox.put_nowait(reg.ConnectResponse(ack=reg.EventAck(seq=self.acked)))
@@ -149,6 +151,7 @@ class _Connection:
 
     async def apply_ready(self, ready: list[reg.ConnectRequest | None]) -> bool:
         """Apply in order; False when the agent half-closed (None) among them."""
+        self.orphans.check(coming_up(ready))
         burst: list[reg.ConnectRequest] = []
         for request in ready:
             if request is not None and is_plain_event(request):
@@ -199,6 +202,7 @@ class _Connection:
                 )
             # Also the agent's sign of life from the manager (heartbeat_timeout).
             self.ack()
+            self.orphans.check(hb.kernel_ids)
         elif which == "shutdown":
             await registry.shutdown(ctx.sessions, self.agent_id, self.boot_id, now)
         elif which == "kernel_snapshot":
@@ -276,6 +280,27 @@ class _Connection:
             await ingest.skip_event(ctx.sessions, self.agent_id, self.boot_id, seq, now)
         self.acked = seq
         self.ack()
+
+
+_COMING_UP = (
+    reg.KERNEL_EVENT_TYPE_PREPARING,
+    reg.KERNEL_EVENT_TYPE_PULLING,
+    reg.KERNEL_EVENT_TYPE_CREATING,
+    reg.KERNEL_EVENT_TYPE_STARTED,
+    reg.KERNEL_EVENT_TYPE_RESTARTED,
+)
+
+
+def coming_up(requests: list[reg.ConnectRequest | None]) -> list[str]:
+    """Kernels these events say are starting or running on the agent (checked after
+    the events are applied: the reaper's query runs as its own task)."""
+    return [
+        r.kernel_event.kernel_id
+        for r in requests
+        if r is not None
+        and r.WhichOneof("payload") == "kernel_event"
+        and r.kernel_event.type in _COMING_UP
+    ]
 
 
 def is_plain_event(request: reg.ConnectRequest) -> bool:
