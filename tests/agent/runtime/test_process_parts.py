@@ -173,7 +173,7 @@ def test_mount_point_parents_are_opened_for_the_work_user(tmp_path: Path) -> Non
     from decimal import Decimal
 
     from bai.agent.runtime.base import BindMount, SandboxSpec
-    from bai.agent.runtime.process import _open_mount_points
+    from bai.agent.runtime.process_bwrap import open_mount_points
 
     rootfs = tmp_path / "rootfs"
     (rootfs / "opt").mkdir(parents=True)
@@ -189,6 +189,6 @@ def test_mount_point_parents_are_opened_for_the_work_user(tmp_path: Path) -> Non
         mem_limit=0,
         mounts=[BindMount(tmp_path, "/opt/bai/runner"), BindMount(tmp_path, "/srv/data/x")],
     )
-    _open_mount_points(rootfs, spec)
+    open_mount_points(rootfs, spec)
     for directory in ("opt/bai", "srv", "srv/data"):
         assert (rootfs / directory).stat().st_mode & 0o777 == 0o755, directory

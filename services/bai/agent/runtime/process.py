@@ -50,7 +50,12 @@ from bai.agent.runtime.base import (
     SandboxStats,
 )
 from bai.agent.runtime.cgroups import CgroupPaths, read_counters
-from bai.agent.runtime.process_bwrap import bwrap_arguments, host_network_files, spec_problem
+from bai.agent.runtime.process_bwrap import (
+    bwrap_arguments,
+    host_network_files,
+    open_mount_points,
+    spec_problem,
+)
 from bai.agent.runtime.process_cgroup import (
     CgroupError,
     CgroupLayout,
@@ -168,7 +173,7 @@ class ProcessRuntime:
         }
         spec = dataclasses.replace(spec, labels=labels)
         args = bwrap_arguments(spec, image.rootfs, image.env, host_network_files(image.rootfs))
-        await asyncio.to_thread(_open_mount_points, image.rootfs, spec)
+        await asyncio.to_thread(open_mount_points, image.rootfs, spec)
         sandbox.path.mkdir(parents=True)
         sandbox.write_json(sandbox.spec_file, spec_to_json(spec))
         sandbox.write_json(
@@ -398,20 +403,3 @@ class ProcessRuntime:
             except SandboxNotFound:
                 continue
         return found
-
-
-def _open_mount_points(rootfs: Path, spec: SandboxSpec) -> None:
-    """Create the mount points' parents in the image as 0755.
-
-    bwrap creates missing ones 0700 (owned by root), which a kernel that drops
-    to the work user could not traverse to reach /opt/bai/runner.
-    """
-    for mount in spec.mounts:
-        relative = Path(mount.target).relative_to("/")
-        for depth in range(1, len(relative.parts)):
-            directory = rootfs.joinpath(*relative.parts[:depth])
-            if directory.is_symlink():
-                break
-            directory.mkdir(mode=0o755, exist_ok=True)
-            if directory.stat().st_mode & 0o755 != 0o755:
-                directory.chmod(directory.stat().st_mode | 0o755)

@@ -128,3 +128,20 @@ def bwrap_arguments(
     for capability in DEFAULT_CAPABILITIES:
         args += ["--cap-add", capability]
     return [*args, "--", *spec.command]
+
+
+def open_mount_points(rootfs: Path, spec: SandboxSpec) -> None:
+    """Create the mount points' parents in the image as 0755.
+
+    bwrap creates missing ones 0700 (owned by root), which a kernel that drops
+    to the work user could not traverse to reach /opt/bai/runner.
+    """
+    for mount in spec.mounts:
+        relative = Path(mount.target).relative_to("/")
+        for depth in range(1, len(relative.parts)):
+            directory = rootfs.joinpath(*relative.parts[:depth])
+            if directory.is_symlink():
+                break
+            directory.mkdir(mode=0o755, exist_ok=True)
+            if directory.stat().st_mode & 0o755 != 0o755:
+                directory.chmod(directory.stat().st_mode | 0o755)
