@@ -12,6 +12,7 @@ Malformed entries are skipped: a label typo must not hide an image.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -70,6 +71,18 @@ def quantity(raw: str) -> str | None:
     if not value.is_finite() or value < 0:
         return None
     return canonical(value)
+
+
+def resource_bounds(labels: Mapping[str, str]) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """(minimum, maximum) per slot from the .min./.max. labels; unreadable ones are skipped."""
+    low: dict[str, Decimal] = {}
+    high: dict[str, Decimal] = {}
+    for key, raw in labels.items():
+        for prefix, target in ((MIN_PREFIX, low), (MAX_PREFIX, high)):
+            slot = key.removeprefix(prefix)
+            if key.startswith(prefix) and slot and (amount := quantity(raw)) is not None:
+                target[slot] = Decimal(amount)
+    return low, high
 
 
 def resource_limits(labels: dict[str, str]) -> dict[str, tuple[str, str]]:

@@ -9,49 +9,17 @@ images write them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from bai.common.errors import FieldViolation, InvalidArgument, ResourceExhausted
 from bai.common.slots import Slots, canonical
+from bai.manager.agents.image_labels import resource_bounds
 
-MIN_LABEL = "ai.backend.resource.min."
-MAX_LABEL = "ai.backend.resource.max."
 ALWAYS_KNOWN = frozenset({"cpu", "mem"})
 # When the image names no minimum.
 FALLBACK_MINIMUM = {"cpu": Decimal(1), "mem": Decimal(1 << 30)}
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?$", re.IGNORECASE)
-_MULTIPLIER = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
-def _label_amount(slot: str, raw: str) -> Decimal | None:
-    text = raw.strip()
-    try:
-        if slot == "mem":
-            match = _SIZE.match(text)
-            if match is None:
-                return None
-            return Decimal(match.group(1)) * _MULTIPLIER[match.group(2).lower()]
-        value = Decimal(text)
-    except InvalidOperation:
-        return None
-    return value if value.is_finite() and value >= 0 else None
-
-
-def image_bounds(labels: Mapping[str, str]) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
-    """(minimum, maximum) per slot from the image labels; unreadable labels are ignored."""
-    low: dict[str, Decimal] = {}
-    high: dict[str, Decimal] = {}
-    for key, raw in labels.items():
-        for prefix, target in ((MIN_LABEL, low), (MAX_LABEL, high)):
-            if key.startswith(prefix):
-                slot = key.removeprefix(prefix)
-                amount = _label_amount(slot, raw)
-                if amount is not None and slot:
-                    target[slot] = amount
-    return low, high
 
 
 def kernel_slots(
@@ -72,7 +40,7 @@ def kernel_slots(
         )
         error.metadata["slot"] = unknown[0]
         raise error
-    low, high = image_bounds(labels)
+    low, high = resource_bounds(labels)
     slots = dict(requested)
     for slot, amount in low.items():
         if slot in known and slot not in slots:
