@@ -2301,10 +2301,13 @@ class ImageService:
         retry: bool | None = None,
     ) -> image_pb2.RescanImagesResponse:
         """Rescans a registry (or one project or one image of it) and updates the
-        catalogue: new images, new digests, labels. Runs as a background task.
+        catalogue: new images, new digests, labels. Until BackgroundTaskService
+        is served the rescan runs within the call and task_id is empty.
         Superadmin only. Idempotent in effect (a rescan of an unchanged registry
         changes nothing). Errors: INVALID_FIELD, REFERENCE_NOT_FOUND (registry),
-        ROLE_FORBIDDEN, READ_ONLY_ROLE.
+        INVALID_STATE (the registry refused the credentials or a request),
+        DEPENDENCY_UNAVAILABLE (registry unreachable), ROLE_FORBIDDEN,
+        READ_ONLY_ROLE.
 
         Not retried unless retry=True.
         """
@@ -2335,10 +2338,11 @@ class ImageService:
         metadata: Metadata = (),
         retry: bool | None = None,
     ) -> image_pb2.PullImageResponse:
-        """Makes agents pull an image ahead of use. Runs as a background task whose
-        progress counts agents; per-agent failures make it PARTIAL_SUCCESS.
-        Superadmin only. Idempotent: agents that already have the image (same
-        digest) skip it. Errors: INVALID_FIELD, IMAGE_NOT_FOUND,
+        """Makes agents pull an image ahead of use. Returns once the pulls are
+        started; progress and outcomes arrive as the agents' image events (and
+        installed_agent_ids). Until BackgroundTaskService is served task_id is
+        empty. Superadmin only. Idempotent: agents that already have the image
+        (same digest) skip it, unless force. Errors: INVALID_FIELD, IMAGE_NOT_FOUND,
         REFERENCE_NOT_FOUND (agent, scaling group), ROLE_FORBIDDEN,
         READ_ONLY_ROLE.
 
@@ -7930,10 +7934,13 @@ class AsyncImageService:
         retry: bool | None = None,
     ) -> image_pb2.RescanImagesResponse:
         """Rescans a registry (or one project or one image of it) and updates the
-        catalogue: new images, new digests, labels. Runs as a background task.
+        catalogue: new images, new digests, labels. Until BackgroundTaskService
+        is served the rescan runs within the call and task_id is empty.
         Superadmin only. Idempotent in effect (a rescan of an unchanged registry
         changes nothing). Errors: INVALID_FIELD, REFERENCE_NOT_FOUND (registry),
-        ROLE_FORBIDDEN, READ_ONLY_ROLE.
+        INVALID_STATE (the registry refused the credentials or a request),
+        DEPENDENCY_UNAVAILABLE (registry unreachable), ROLE_FORBIDDEN,
+        READ_ONLY_ROLE.
 
         Not retried unless retry=True.
         """
@@ -7964,10 +7971,11 @@ class AsyncImageService:
         metadata: Metadata = (),
         retry: bool | None = None,
     ) -> image_pb2.PullImageResponse:
-        """Makes agents pull an image ahead of use. Runs as a background task whose
-        progress counts agents; per-agent failures make it PARTIAL_SUCCESS.
-        Superadmin only. Idempotent: agents that already have the image (same
-        digest) skip it. Errors: INVALID_FIELD, IMAGE_NOT_FOUND,
+        """Makes agents pull an image ahead of use. Returns once the pulls are
+        started; progress and outcomes arrive as the agents' image events (and
+        installed_agent_ids). Until BackgroundTaskService is served task_id is
+        empty. Superadmin only. Idempotent: agents that already have the image
+        (same digest) skip it, unless force. Errors: INVALID_FIELD, IMAGE_NOT_FOUND,
         REFERENCE_NOT_FOUND (agent, scaling group), ROLE_FORBIDDEN,
         READ_ONLY_ROLE.
 

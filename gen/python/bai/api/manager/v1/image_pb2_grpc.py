@@ -142,20 +142,24 @@ class ImageServiceServicer:
 
     def RescanImages(self, request, context):
         """Rescans a registry (or one project or one image of it) and updates the
-        catalogue: new images, new digests, labels. Runs as a background task.
+        catalogue: new images, new digests, labels. Until BackgroundTaskService
+        is served the rescan runs within the call and task_id is empty.
         Superadmin only. Idempotent in effect (a rescan of an unchanged registry
         changes nothing). Errors: INVALID_FIELD, REFERENCE_NOT_FOUND (registry),
-        ROLE_FORBIDDEN, READ_ONLY_ROLE.
+        INVALID_STATE (the registry refused the credentials or a request),
+        DEPENDENCY_UNAVAILABLE (registry unreachable), ROLE_FORBIDDEN,
+        READ_ONLY_ROLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PullImage(self, request, context):
-        """Makes agents pull an image ahead of use. Runs as a background task whose
-        progress counts agents; per-agent failures make it PARTIAL_SUCCESS.
-        Superadmin only. Idempotent: agents that already have the image (same
-        digest) skip it. Errors: INVALID_FIELD, IMAGE_NOT_FOUND,
+        """Makes agents pull an image ahead of use. Returns once the pulls are
+        started; progress and outcomes arrive as the agents' image events (and
+        installed_agent_ids). Until BackgroundTaskService is served task_id is
+        empty. Superadmin only. Idempotent: agents that already have the image
+        (same digest) skip it, unless force. Errors: INVALID_FIELD, IMAGE_NOT_FOUND,
         REFERENCE_NOT_FOUND (agent, scaling group), ROLE_FORBIDDEN,
         READ_ONLY_ROLE.
         """
