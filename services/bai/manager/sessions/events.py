@@ -60,9 +60,12 @@ async def publish(redis: Redis, event: session_pb2.SessionEvent, scope: EventSco
         "p": scope.project_id,
         "d": scope.domain_name,
     }
-    entry_id = await redis.xadd(STREAM_KEY, fields, minid=min_id, approximate=True)  # type: ignore[arg-type]
-    await redis.xtrim(STREAM_KEY, maxlen=MAX_ENTRIES, approximate=True)
-    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+    # One round trip for both: every status change on the hot path publishes.
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xadd(STREAM_KEY, fields, minid=min_id, approximate=True)  # type: ignore[arg-type]
+        pipe.xtrim(STREAM_KEY, maxlen=MAX_ENTRIES, approximate=True)
+        entry_id, _trimmed = await pipe.execute()
+    return _text(entry_id)
 
 
 def _parse_cursor(cursor: str) -> tuple[int, int]:
