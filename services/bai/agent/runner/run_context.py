@@ -29,7 +29,9 @@ class Connection:
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._rfile = sock.makefile("rb")
-        self._outbox: queue.SimpleQueue[protocol.Message | None] = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[protocol.Message | threading.Event | None] = (
+            queue.SimpleQueue()
+        )
         self._closed = False
         self._sender = threading.Thread(target=self._send_loop, daemon=True)
         self._sender.start()
@@ -43,6 +45,14 @@ class Connection:
 
     def send(self, message: protocol.Message) -> None:
         self._outbox.put(message)
+
+    def flush(self) -> None:
+        """Wait until every frame queued so far was written (or the peer is gone).
+
+        Only for threads that cannot be interrupted (not the main thread)."""
+        written = threading.Event()
+        self._outbox.put(written)
+        written.wait()
 
     def close(self) -> None:
         """Flush what was queued, then close. Idempotent."""
@@ -64,6 +74,9 @@ class Connection:
             message = self._outbox.get()
             if message is None:
                 return
+            if isinstance(message, threading.Event):
+                message.set()
+                continue
             if not alive:
                 continue
             try:

@@ -92,6 +92,10 @@ class RunnerServer:
         # Random hex like uuid4's, without importing uuid (slow) into the runner.
         ctx = RunContext(connection, request, os.urandom(16).hex(), self._run_slot.release)
         connection.send({"op": protocol.OP_ACCEPTED, "run_id": ctx.run_id})
+        # Out before the code starts: a run that holds the GIL and gets the
+        # kernel OOM-killed must still have been accepted, or the client
+        # cannot tell a failed run from a runner that never took it.
+        connection.flush()
         if ctx.mode == protocol.MODE_BATCH and self._run_batch is not None:
             args = (ctx, self.work_dir)
             threading.Thread(target=self._run_batch, args=args, daemon=True).start()

@@ -339,8 +339,11 @@ class AgentRegistryServicer(reg_grpc.AgentRegistryServiceServicer):
         status: grpc.Status | None = None
         try:
             metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-            check_token(self.ctx.config.agent.internal_token, metadata)
+            # The token is checked after the first message is read: a stream
+            # aborted before it reads lets the client's in-flight send fail,
+            # and grpc then reports INTERNAL to the agent instead of our status.
             first = await anext(aiter(request_iterator), None)
+            check_token(self.ctx.config.agent.internal_token, metadata)
             if first is None:
                 return
             if first.WhichOneof("payload") != "register":

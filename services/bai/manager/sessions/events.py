@@ -89,7 +89,10 @@ async def check_cursor(redis: Redis, cursor: str) -> str:
 
     A cursor is good while every event after it is still in the stream: when
     nothing was ever removed (Redis 7 counts entries added), any cursor is, so
-    "0-0" (the cursor of an empty feed) stays valid until the first trim.
+    "0-0" (the cursor of an empty feed) stays valid until the first trim. After
+    a trim it must be at or after the oldest retained event: Redis does not
+    record the last trimmed id, so the cursor of exactly that event expires too
+    (a needless resync, never a silent gap).
     """
     position = _parse_cursor(cursor)
     try:
@@ -101,11 +104,11 @@ async def check_cursor(redis: Redis, cursor: str) -> str:
         return cursor
     first = info.get("first-entry")
     if first:
-        boundary = _previous(first[0])
-    else:
+        boundary = _parse_cursor(_text(first[0]))
+    else:  # everything was trimmed: only the newest cursor misses nothing
         last = info.get("last-generated-id")
-        boundary = _text(last) if last else "0-0"
-    if position < _parse_cursor(boundary):
+        boundary = _parse_cursor(_text(last) if last else "0-0")
+    if position < boundary:
         raise FailedPrecondition(
             "events after this cursor are no longer retained", reason="CURSOR_EXPIRED"
         )
@@ -114,12 +117,6 @@ async def check_cursor(redis: Redis, cursor: str) -> str:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _previous(entry_id: bytes | str) -> str:
-    """The id just before `entry_id`: the cursor from which nothing is missing."""
-    ms, seq = _parse_cursor(_text(entry_id))
-    return f"{ms}-{seq - 1}" if seq else f"{ms - 1}-{2**63 - 1}" if ms else "0-0"
 
 
 def _decode(entry_id: bytes | str, fields: Mapping[bytes, bytes]) -> StoredEvent:
