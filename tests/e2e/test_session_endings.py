@@ -75,10 +75,9 @@ async def test_a_kernel_over_its_memory_limit_ends_out_of_memory(
     kernel = gone.kernels[0]
     assert kernel.status_reason == LR.LIFECYCLE_REASON_OUT_OF_MEMORY, kernel
     assert gone.status_reason == LR.LIFECYCLE_REASON_OUT_OF_MEMORY, gone
-    # The kernel ends TERMINATED (the manager makes a session ERROR only for ERROR
-    # kernels, which need an operator); the reason says why.
-    assert gone.status == common.SESSION_STATUS_TERMINATED, gone
-    assert kernel.status == common.KERNEL_STATUS_TERMINATED, kernel
+    # The platform killed the user's work: kernel and session end ERROR, with the reason.
+    assert gone.status == common.SESSION_STATUS_ERROR, gone
+    assert kernel.status == common.KERNEL_STATUS_ERROR, kernel
     assert await occupied(manager, agent.agent_id) == {}
 
     # The agent keeps serving.

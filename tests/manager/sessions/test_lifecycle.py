@@ -16,6 +16,7 @@ from bai.manager.sessions.lifecycle import (
     batch_result,
     derive_session_status,
     history_entry,
+    kernel_event_status,
     kernel_transition_allowed,
     timeout_action,
 )
@@ -145,3 +146,18 @@ def test_reason_names_round_trip() -> None:
         assert names.reason_name(names.reason_value(reason)) == reason
     assert names.reason_value("no-such-reason") == 0
     assert names.reason_name(0) == ""
+
+
+@pytest.mark.parametrize(
+    "kind, reason, status",
+    [
+        ("TERMINATED", "out-of-memory", "ERROR"),
+        ("TERMINATED", "self-terminated", "TERMINATED"),
+        ("TERMINATED", "", "TERMINATED"),
+        ("STARTED", "out-of-memory", "RUNNING"),
+        ("CANCELLED", "out-of-memory", "CANCELLED"),
+        ("NO_SUCH_EVENT", "", None),
+    ],
+)
+def test_an_agent_event_means_a_kernel_status(kind: str, reason: str, status: str | None) -> None:
+    assert kernel_event_status(kind, reason) == status

@@ -138,7 +138,8 @@ def registration(message: reg.AgentRegistration) -> Registration:
 
 def _kernel_event(event: reg.KernelEvent) -> AgentEvent:
     kind = reg.KernelEventType.Name(event.type).removeprefix("KERNEL_EVENT_TYPE_")
-    status = lifecycle.KERNEL_EVENT_STATUS.get(kind)
+    reason = names.reason_name(event.reason)
+    status = lifecycle.kernel_event_status(kind, reason)
     if status is None:
         return Noted("kernel event", f"{kind} for {event.kernel_id[:64]}", logging.WARNING)
     with_runtime = kind in ("STARTED", "RESTARTED") and event.HasField("runtime")
@@ -146,7 +147,7 @@ def _kernel_event(event: reg.KernelEvent) -> AgentEvent:
         KernelReport(
             kernel_id=event.kernel_id,
             status=status,
-            reason=names.reason_name(event.reason),
+            reason=reason,
             message=event.message,
             exit_code=event.exit_code if event.HasField("exit_code") else None,
             runtime=runtime_info(event.runtime) if with_runtime else None,

@@ -74,6 +74,19 @@ KERNEL_EVENT_STATUS = {
 }
 
 
+# Reasons for which a kernel that ended is an error, not a normal end: the
+# user's work was killed by the platform (upstream reports OOM kernels so too).
+ERROR_END_REASONS = frozenset({"out-of-memory"})
+
+
+def kernel_event_status(kind: str, reason: str) -> str | None:
+    """The kernel status an agent's event means; None for events without one."""
+    status = KERNEL_EVENT_STATUS.get(kind)
+    if status == "TERMINATED" and reason in ERROR_END_REASONS:
+        return "ERROR"
+    return status
+
+
 def kernel_transition_allowed(current: str, new: str) -> bool:
     """May a kernel in `current` move to `new`? (Duplicates and late events: no.)"""
     if current in KERNEL_TERMINAL or current == new:

@@ -317,7 +317,7 @@ class _LifecycleReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Lifec
     """No agent could ever hold the request (scheduler gave up)."""
     LIFECYCLE_REASON_OUT_OF_MEMORY: _LifecycleReason.ValueType  # 27
     """The kernel exceeded its memory limit and was killed by the kernel's
-    OOM killer.
+    OOM killer; the kernel and its session end ERROR.
     """
 
 class LifecycleReason(_LifecycleReason, metaclass=_LifecycleReasonEnumTypeWrapper):
@@ -387,7 +387,7 @@ LIFECYCLE_REASON_NO_CAPACITY: LifecycleReason.ValueType  # 26
 """No agent could ever hold the request (scheduler gave up)."""
 LIFECYCLE_REASON_OUT_OF_MEMORY: LifecycleReason.ValueType  # 27
 """The kernel exceeded its memory limit and was killed by the kernel's
-OOM killer.
+OOM killer; the kernel and its session end ERROR.
 """
 Global___LifecycleReason: _TypeAlias = LifecycleReason  # noqa: Y015
 

@@ -769,7 +769,7 @@ export enum LifecycleReason {
 
   /**
    * The kernel exceeded its memory limit and was killed by the kernel's
-   * OOM killer.
+   * OOM killer; the kernel and its session end ERROR.
    *
    * @generated from enum value: LIFECYCLE_REASON_OUT_OF_MEMORY = 27;
    */
