@@ -88,6 +88,43 @@ class RegistryConfig(BaseModel):
         return value
 
 
+class StorageProxyConfig(BaseModel):
+    """One storage proxy (etcd volumes/proxies/<name> upstream)."""
+
+    # host:port of the proxy's manager-facing StorageService (6022).
+    manager_address: str
+    # FileService address handed to clients in transfer tickets (the Envoy
+    # gateway or the proxy's 6021); "": the address the proxy reports.
+    client_address: str = ""
+    # Shared secret sent as "x-bai-storage-auth-token".
+    secret: str = ""
+    # Seconds a StorageService call may take (clones run without a deadline).
+    call_timeout: float = Field(default=30.0, gt=0)
+
+
+class StorageConfig(BaseModel):
+    """Storage proxies and the default vfolder host."""
+
+    proxies: dict[str, StorageProxyConfig] = Field(default_factory=dict)
+    # "<proxy>:<volume>" used when CreateVFolder names no host.
+    default_host: str = ""
+
+
+class AppProxyConfig(BaseModel):
+    """The app-proxy Coordinator that session apps are registered with."""
+
+    # host:port of the Coordinator's CircuitService; "": apps are unavailable.
+    coordinator_address: str = ""
+    # Shared secret sent as "x-bai-internal-token".
+    internal_token: str = ""
+    # How long an app token handed to a user is valid.
+    token_ttl_seconds: float = Field(default=3600.0, gt=0, le=30 * 86400)
+    # Seconds a Coordinator call may take.
+    call_timeout: float = Field(default=10.0, gt=0)
+    # How long an app gets to answer on its port after the agent starts it.
+    start_timeout: float = Field(default=60.0, gt=0)
+
+
 class ManagerConfig(ComponentConfig):
     grpc_port: int = Field(default=8091, ge=0, le=65535)
     metrics_port: int = Field(default=18080, ge=0, le=65535)
@@ -100,3 +137,5 @@ class ManagerConfig(ComponentConfig):
     agent: AgentConfig = AgentConfig()
     scheduler: SessionSchedulerConfig = SessionSchedulerConfig()
     registries: dict[str, RegistryConfig] = Field(default_factory=dict)
+    storage: StorageConfig = StorageConfig()
+    app_proxy: AppProxyConfig = AppProxyConfig()

@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import (
 from bai.manager.agents import commands, liveness
 from bai.manager.agents.pool import AgentClientPool
 from bai.manager.agents.streams import AgentStreams
+from bai.manager.apps import circuit_cleanup
+from bai.manager.apps.coordinator import CoordinatorClient
+from bai.manager.apps.session_apps import SessionApps
 from bai.manager.auth.authenticator import Authenticator
 from bai.manager.auth.credentials import CredentialLookup
 from bai.manager.auth.usage import flush_forever
@@ -36,9 +39,22 @@ class ManagerContext:
     # Registry streams held by this replica, and clients for calls to agents.
     agent_streams: AgentStreams = field(default_factory=AgentStreams)
     agent_pool: AgentClientPool = field(init=False)
+    coordinator: CoordinatorClient = field(init=False)
+    apps: SessionApps = field(init=False)
 
     def __post_init__(self) -> None:
         self.agent_pool = AgentClientPool(self.sessions, self.config.agent.internal_token)
+        proxy = self.config.app_proxy
+        self.coordinator = CoordinatorClient(
+            proxy.coordinator_address, proxy.internal_token, proxy.call_timeout
+        )
+        self.apps = SessionApps(
+            self.sessions,
+            self.agent_pool,
+            self.coordinator,
+            proxy.token_ttl_seconds,
+            proxy.start_timeout,
+        )
 
     @classmethod
     def create(cls, config: ManagerConfig) -> ManagerContext:
@@ -63,6 +79,12 @@ class ManagerContext:
             asyncio.create_task(liveness.run_forever(self.sessions, self.redis, self.config.agent)),
             asyncio.create_task(commands.relay_forever(self.redis, self.agent_streams)),
         ]
+        if self.config.app_proxy.coordinator_address:
+            self._tasks.append(
+                asyncio.create_task(
+                    circuit_cleanup.run_forever(self.sessions, self.redis, self.coordinator)
+                )
+            )
         if self.config.scheduler.enabled:
             self._tasks.extend(
                 session_tasks(self.sessions, self.redis, self.agent_pool, self.config)
@@ -76,5 +98,6 @@ class ManagerContext:
         with contextlib.suppress(Exception):
             await self.authenticator.usage.flush(self.sessions)
         await self.agent_pool.close()
+        await self.coordinator.close()
         await self.redis.aclose()
         await self.engine.dispose()

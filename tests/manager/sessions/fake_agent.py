@@ -42,6 +42,18 @@ IMAGE_LABELS = {
     "ai.backend.resource.max.cpu": "8",
 }
 EV = reg.KernelEventType
+# What every fake kernel offers as apps once running.
+SERVICE_PORTS = [
+    common.ServicePort(
+        name="ttyd", protocol=common.APP_PROTOCOL_HTTP, container_ports=[7681], host_ports=[30001]
+    ),
+    common.ServicePort(
+        name="jupyter",
+        protocol=common.APP_PROTOCOL_HTTP,
+        container_ports=[8080],
+        host_ports=[30002],
+    ),
+]
 FILE_CHUNK = 1 << 20
 
 
@@ -72,6 +84,9 @@ class FakeAgentState:
     # and the file RPCs received ("UploadFile path", ...).
     files: dict[str, dict[str, bytes]] = field(default_factory=dict)
     file_calls: list[str] = field(default_factory=list)
+    # Apps started per kernel (service name -> host port), and the app RPCs received.
+    services: dict[str, dict[str, int]] = field(default_factory=dict)
+    service_calls: list[str] = field(default_factory=list)
 
 
 class FakeAgentService(agent_pb2_grpc.AgentServiceServicer):
@@ -140,6 +155,34 @@ class FakeAgentService(agent_pb2_grpc.AgentServiceServicer):
     ) -> agent_pb2.InterruptKernelResponse:
         self.state.interrupted.append(request.kernel_id)
         return agent_pb2.InterruptKernelResponse()
+
+    async def StartService(
+        self, request: agent_pb2.StartServiceRequest, context: Any
+    ) -> agent_pb2.StartServiceResponse:
+        self.state.service_calls.append(f"start {request.service}")
+        port = next((p for p in SERVICE_PORTS if p.name == request.service), None)
+        if request.kernel_id not in self.state.kernels or port is None:
+            await context.abort_with_status(
+                to_grpc_status(NotFound(f"no service {request.service!r}"))
+            )
+        assert port is not None
+        running = self.state.services.setdefault(request.kernel_id, {})
+        already = request.service in running
+        running[request.service] = port.host_ports[0]
+        return agent_pb2.StartServiceResponse(
+            kernel_host="127.0.0.1",
+            host_port=port.host_ports[0],
+            container_port=port.container_ports[0],
+            protocol=port.protocol,
+            already_running=already,
+        )
+
+    async def ShutdownService(
+        self, request: agent_pb2.ShutdownServiceRequest, context: Any
+    ) -> agent_pb2.ShutdownServiceResponse:
+        self.state.service_calls.append(f"stop {request.service}")
+        self.state.services.get(request.kernel_id, {}).pop(request.service, None)
+        return agent_pb2.ShutdownServiceResponse()
 
     async def Execute(
         self, request_iterator: AsyncIterator[agent_pb2.ExecuteRequest], context: Any
@@ -331,6 +374,7 @@ class FakeAgent:
             container_id="c-" + kid[:8],
             kernel_host="127.0.0.1",
             allocated_slots=config.resource_slots,
+            service_ports=SERVICE_PORTS,
         )
         if kid in self.state.kernels:
             self.state.kernels[kid].status = common.KERNEL_STATUS_RUNNING

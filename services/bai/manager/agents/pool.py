@@ -21,33 +21,18 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import Message
-from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bai.api.agent.v1 import agent_pb2_grpc
 from bai.common import errors
-from bai.common.grpc_errors import STATUS_OF
+from bai.common.peer_errors import error_from_peer
 from bai.manager.agents.registry import CONNECTED
 from bai.manager.db.compute import AgentRow
 
 TOKEN_HEADER = "x-bai-internal-token"
 AGENT_HEADER = "x-bai-agent-id"
 DEFAULT_TIMEOUT = 30.0
-_CLASS_OF = {code: cls for cls, code in STATUS_OF.items()}
-_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-
-
-def _agent_reason(exc: grpc.aio.AioRpcError) -> str:
-    for key, value in exc.trailing_metadata() or ():
-        if key != "grpc-status-details-bin" or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                return str(info.reason)
-    return ""
 
 
 def unavailable(agent_id: str, message: str) -> errors.Unavailable:
@@ -57,17 +42,12 @@ def unavailable(agent_id: str, message: str) -> errors.Unavailable:
 def error_from_agent(agent_id: str, exc: grpc.aio.AioRpcError) -> errors.BaiError:
     """The agent's failure as a bai error: unreachable (or its UNAVAILABLE) is
     AGENT_UNAVAILABLE; anything else keeps the agent's code and reason."""
-    reason = _agent_reason(exc)
-    detail = exc.details() or exc.code().name
-    if exc.code() in _UNREACHABLE:
-        error = unavailable(agent_id, f"agent {agent_id} is unavailable: {detail}")
-        if reason:
-            error.metadata["agent_reason"] = reason
-        return error
-    cls = _CLASS_OF.get(exc.code(), errors.BaiError)
-    if cls is errors.InvalidArgument:
-        return errors.InvalidArgument([], reason=reason or None, message=detail)
-    return cls(detail, reason=reason or None, metadata={"agent_id": agent_id})
+    return error_from_peer(
+        exc,
+        unreachable_reason="AGENT_UNAVAILABLE",
+        peer=f"agent {agent_id}",
+        metadata={"agent_id": agent_id},
+    )
 
 
 @contextlib.contextmanager

@@ -61,11 +61,11 @@ def _slots(v: Violations, slots: Any) -> dict[str, Decimal]:
     return clean
 
 
-def _environ(v: Violations, environ: Any) -> dict[str, str]:
+def environ_vars(v: Violations, environ: Any, name: str = "environ") -> dict[str, str]:
     if len(environ) > MAX_ENVIRON:
-        v.add("environ", f"must have at most {MAX_ENVIRON} entries")
+        v.add(name, f"must have at most {MAX_ENVIRON} entries")
     for key, value in environ.items():
-        field = f"environ[{key[:40]!r}]"
+        field = f"{name}[{key[:40]!r}]"
         if not ENV_NAME.match(key):
             v.add(field, "must be a variable name ([A-Za-z_][A-Za-z0-9_]*)")
         elif key.upper().startswith(RESERVED_ENV_PREFIXES):
@@ -118,7 +118,7 @@ def parse_create(request: pb.CreateSessionRequest) -> NewSession:
     if request.resource_opts.HasField("allow_fractional_resource_fragmentation"):
         fragmentation = request.resource_opts.allow_fractional_resource_fragmentation
         opts["allow_fractional_resource_fragmentation"] = fragmentation
-    environ = _environ(v, request.environ)
+    environ = environ_vars(v, request.environ)
     if request.mounts:
         v.add("mounts", "vfolder mounts arrive with the storage issue")
     v.text("startup_command", request.startup_command, 65536)

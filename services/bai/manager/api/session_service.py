@@ -1,8 +1,9 @@
 """SessionService: thin edge over bai.manager.sessions (unary RPCs).
 
 The streaming RPCs (Execute, StreamLogs, WatchStats, WatchEvents) are in
-session_streams.py, the file RPCs in session_files.py; app services and
-commits arrive with later issues and answer NOT_IMPLEMENTED.
+session_streams.py, the file RPCs in session_files.py; apps (StartService and
+friends) are in bai.manager.apps. Commits arrive with a later issue and answer
+NOT_IMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from bai.api.manager.v1 import session_pb2 as pb
 from bai.common.errors import BaiError, Unimplemented
 from bai.manager.agents import wire
 from bai.manager.agents.kernel_updates import KernelReport, apply_kernel_report, publish_quietly
+from bai.manager.api import app_requests
 from bai.manager.api.rpc import Call, unary
 from bai.manager.api.session_files import SessionFiles
 from bai.manager.api.session_requests import parse_create, session_name
@@ -224,26 +226,32 @@ class SessionServicer(SessionStreams, SessionFiles):
             await queries.load_visible(db, call.principal, session_id)
         raise Unimplemented(f"{what} arrives with a later issue")
 
-    @unary()
+    @unary(audit=("session", "start-service"))
     async def StartService(
         self, request: pb.StartServiceRequest, call: Call
     ) -> pb.StartServiceResponse:
-        await self._later("app services", request.session_id, call)
-        return pb.StartServiceResponse()
+        session_id = _session_id(request.session_id)
+        want = app_requests.parse_start(request)
+        call.entity_id = str(session_id)
+        app = await self.ctx.apps.start(call.principal, session_id, want)
+        return pb.StartServiceResponse(app=app)
 
-    @unary()
+    @unary(audit=("session", "shutdown-service"))
     async def ShutdownService(
         self, request: pb.ShutdownServiceRequest, call: Call
     ) -> pb.ShutdownServiceResponse:
-        await self._later("app services", request.session_id, call)
+        session_id = _session_id(request.session_id)
+        service = app_requests.parse_service(request)
+        call.entity_id = str(session_id)
+        await self.ctx.apps.stop(call.principal, session_id, service)
         return pb.ShutdownServiceResponse()
 
     @unary()
     async def ListServices(
         self, request: pb.ListServicesRequest, call: Call
     ) -> pb.ListServicesResponse:
-        await self._later("app services", request.session_id, call)
-        return pb.ListServicesResponse()
+        session_id = _session_id(request.session_id)
+        return pb.ListServicesResponse(apps=await self.ctx.apps.list(call.principal, session_id))
 
     @unary()
     async def CommitSession(

@@ -245,7 +245,7 @@ def _protocol(raw: Any) -> int:
     return dict(common_session_pb2.AppProtocol.items()).get(name, 0)
 
 
-def _service_ports(raw: Sequence[Any]) -> list[common_session_pb2.ServicePort]:
+def service_ports_to_proto(raw: Sequence[Any]) -> list[common_session_pb2.ServicePort]:
     out = []
     for item in raw:
         if not isinstance(item, dict):
@@ -280,7 +280,7 @@ def kernel_to_proto(row: KernelRow, *, with_history: bool) -> session_pb2.Kernel
         architecture=row.architecture,
         requested_slots=_slots(row.requested_slots),
         occupied_slots=_slots(row.occupied_slots),
-        service_ports=_service_ports(row.service_ports),
+        service_ports=service_ports_to_proto(row.service_ports),
         created_at=timestamp(row.created_at),
         started_at=timestamp(row.started_at),
         terminated_at=timestamp(row.terminated_at),

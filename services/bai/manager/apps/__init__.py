@@ -1,0 +1,1 @@
+"""Session apps: start a service in a kernel and reach it through the app proxy."""
