@@ -35,6 +35,7 @@ import grpc
 from bai.api.common.v1 import execution_pb2, stats_pb2
 from bai.api.common.v1 import session_pb2 as common
 from bai.api.manager.v1 import auth_pb2_grpc, session_pb2, session_pb2_grpc
+from tests.cli.fake_apps import FakeApps
 from tests.client.fakes import Abort, Fake, FakeAuth, fail, handler
 
 TERMINAL = {common.SESSION_STATUS_TERMINATED, common.SESSION_STATUS_CANCELLED}
@@ -72,6 +73,8 @@ class Sessions:
     moving: set[str] = field(default_factory=set)
     # A manager without WatchEvents: sessions move when GetSession reads them.
     start_on_get: bool = False
+    # Started apps per session id (tests.cli.fake_apps).
+    apps: dict[str, dict[str, session_pb2.SessionApp]] = field(default_factory=dict)
 
     def add(self, request: session_pb2.CreateSessionRequest) -> session_pb2.Session:
         s = session_pb2.Session(
@@ -172,7 +175,7 @@ def streaming(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
     return wrapped
 
 
-class FakeSessions(session_pb2_grpc.SessionServiceServicer):
+class FakeSessions(FakeApps, session_pb2_grpc.SessionServiceServicer):
     SERVICE = "bai.api.manager.v1.SessionService"
 
     def __init__(self, state: Sessions) -> None:

@@ -108,6 +108,11 @@ def _pairs(values: Sequence[str], flag: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def key_value_map(values: Sequence[str], flag: str) -> dict[str, str]:
+    """Repeated KEY=VALUE options as a dict (later ones win)."""
+    return dict(_pairs(values, flag))
+
+
 def slot_value(text: str, flag: str = "--slot") -> str:
     """Canonical decimal string; ``8g`` means 8 GiB in bytes."""
     match = _SUFFIX.match(text)

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "create, list, inspect and destroy sessions; exec code, follow logs, events, stats",
     ),
     "run": ("bai.cli.run_cmd", "run code in a new session, then destroy it"),
+    "app": ("bai.cli.app_cmd", "open an app (jupyter, terminal, ...) of a session in a browser"),
+    "apps": ("bai.cli.app_cmd", "list a session's apps and which of them run"),
 }
 # server command -> (module whose main(argv) runs it, one-line help)
 SERVERS: dict[str, tuple[str, str]] = {

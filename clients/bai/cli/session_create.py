@@ -11,7 +11,7 @@ from bai.api.common.v1 import session_pb2 as common_session_pb2
 from bai.api.manager.v1 import session_pb2
 from bai.cli.admin._common import project_id
 from bai.cli.context import Context, UsageError
-from bai.cli.fields import slot_value
+from bai.cli.fields import key_value_map, slot_value
 from bai.cli.output import to_dict
 from bai.cli.progress import TERMINAL, follow_startup, status_name, transition_text
 from bai.cli.units import parse_duration, parse_size
@@ -86,16 +86,6 @@ def _slots(args: argparse.Namespace) -> dict[str, str]:
     return slots
 
 
-def _environ(items: list[str]) -> dict[str, str]:
-    environ = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--env expects KEY=VALUE, got {item!r}")
-        environ[key] = value
-    return environ
-
-
 def build_create_request(
     client: Client, args: argparse.Namespace
 ) -> session_pb2.CreateSessionRequest:
@@ -103,7 +93,7 @@ def build_create_request(
     request = session_pb2.CreateSessionRequest(
         image=args.image,
         name=args.name or "",
-        environ=_environ(args.env),
+        environ=key_value_map(args.env, "--env"),
         startup_command=args.startup_command or "",
         scaling_group=args.scaling_group or "",
         tag=args.tag or "",
