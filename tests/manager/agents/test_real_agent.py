@@ -5,39 +5,16 @@ fake."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bai.agent.main import RunningAgent
 from bai.api.agent.v1 import agent_pb2
 from bai.api.common.v1 import session_pb2
 from bai.common.slots import Slots
 from tests.agent.core.fake_runtime import IMAGE, HostProcessRuntime
-from tests.agent.core.helpers import create_request, eventually, kernel_config, launch
+from tests.agent.core.helpers import create_request, eventually, kernel_config
 from tests.manager.agents.fake_agent import agent_row, kernel_rows, place_session, session_row
-from tests.manager.fixtures import ManagerHandle, unique
-
-
-@pytest.fixture
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    # Unix socket paths are short: a short base directory.
-    yield Path(tmp_path_factory.mktemp("ra", numbered=True))
-
-
-@pytest.fixture
-async def real_agent(
-    manager: ManagerHandle, state_dir: Path
-) -> AsyncIterator[tuple[RunningAgent, HostProcessRuntime]]:
-    agent, runtime = await launch(state_dir, manager_addr=manager.address, agent_id=unique("real"))
-    agent.registry.backoff_min = 0.05
-    try:
-        yield agent, runtime
-    finally:
-        await agent.stop()
-        await runtime.kill_all()
+from tests.manager.fixtures import ManagerHandle
 
 
 async def status_of(manager: ManagerHandle, agent_id: str) -> str | None:

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
-import grpc
 from google.protobuf.json_format import ParseDict
 
 from bai.api.common.v1 import node_pb2, types_pb2
 from bai.api.manager.v1 import agent_pb2, agent_pb2_grpc
 from bai.api.manager.v1 import agent_registry_pb2 as reg
-from bai.common.errors import Unimplemented
-from bai.common.grpc_errors import to_grpc_status
 from bai.manager.agents import admin, commands
+from bai.manager.agents.pool import unavailable
 from bai.manager.api.convert import timestamp
 from bai.manager.api.rpc import Call, unary
+from bai.manager.api.stream_auth import server_stream
 from bai.manager.context import ManagerContext
+from bai.manager.sessions import relay
+from bai.manager.sessions.control import REACHABLE_AGENT
 from bai.manager.validation import Violations
 
 STATUS_NAMES = {
@@ -164,12 +166,25 @@ class AgentServicer(agent_pb2_grpc.AgentServiceServicer):
             )
         return agent_pb2.UpdateAgentResponse(agent=agent_to_proto(view))
 
+    @server_stream()
     async def WatchAgentStats(
-        self,
-        request: agent_pb2.WatchAgentStatsRequest,
-        context: grpc.aio.ServicerContext[Any, Any],
+        self, request: agent_pb2.WatchAgentStatsRequest, call: Call
     ) -> AsyncIterator[agent_pb2.WatchAgentStatsResponse]:
-        await context.abort_with_status(
-            to_grpc_status(Unimplemented("agent statistics streams arrive with the stats work"))
+        v = Violations()
+        v.name("agent_id", request.agent_id)
+        interval = (
+            request.interval.ToTimedelta() if request.HasField("interval") else timedelta(seconds=5)
         )
-        yield agent_pb2.WatchAgentStatsResponse()  # pragma: no cover - makes a generator
+        if interval < timedelta(seconds=1):
+            v.add("interval", "must be at least 1 s")
+        v.raise_if_any()
+        async with self.ctx.sessions() as db:
+            view = await admin.get_agent(
+                db, call.principal, self.ctx.config.agent.hide_agents, request.agent_id
+            )
+        if view.row.status not in REACHABLE_AGENT:
+            raise unavailable(view.row.id, f"agent {view.row.id} is {view.row.status}")
+        async for sample in relay.watch_node_stats(
+            self.ctx.agent_pool, view.row.id, interval, request.include_kernels
+        ):
+            yield sample

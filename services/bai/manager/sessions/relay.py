@@ -18,6 +18,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from bai.api.agent.v1 import agent_pb2
 from bai.api.common.v1 import execution_pb2
+from bai.api.manager.v1 import agent_pb2 as manager_agent_pb2
 from bai.api.manager.v1 import session_pb2
 from bai.common.errors import BaiError, FailedPrecondition
 from bai.manager.agents.pool import AgentClientPool, agent_errors
@@ -78,6 +79,27 @@ async def stream_logs(
         with agent_errors(agent_id):
             async for reply in call:
                 yield session_pb2.StreamLogsResponse(entry=reply.entry)
+    finally:
+        call.cancel()
+
+
+async def watch_node_stats(
+    pool: AgentClientPool, agent_id: str, interval: timedelta, include_kernels: bool
+) -> AsyncIterator[manager_agent_pb2.WatchAgentStatsResponse]:
+    """The node's samples (with its kernels' when asked) until the agent's stream ends."""
+    stub: Any = await pool.stub(agent_id)
+    request = agent_pb2.WatchStatsRequest(
+        interval=Duration(seconds=int(interval.total_seconds())), include_node=True
+    )
+    call: Any = stub.WatchStats(request, metadata=pool.metadata(agent_id))
+    try:
+        with agent_errors(agent_id):
+            async for reply in call:
+                yield manager_agent_pb2.WatchAgentStatsResponse(
+                    time=reply.time,
+                    node=reply.node,
+                    kernels=reply.kernels if include_kernels else [],
+                )
     finally:
         call.cancel()
 
