@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 from bai.api.manager.v1 import session_pb2
-from tests.cli.test_session_cmd import Bai, bai, created  # noqa: F401 - the fixture
+from tests.cli import test_session_cmd
+from tests.cli.test_session_cmd import Bai, created
+
+bai = test_session_cmd.bai  # the fixture: the CLI against the fake session service
 
 
 def test_app_prints_the_browser_url_with_its_one_time_token(bai: Bai) -> None:
