@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.json_format import ParseDict
 from google.rpc import error_details_pb2, status_pb2
 from redis.asyncio import Redis
 from sqlalchemy import select, tuple_
@@ -101,6 +102,7 @@ def kernel_config(
         cluster_idx=kernel.cluster_idx,
         local_rank=kernel.local_rank,
         cluster_hostname=kernel.cluster_hostname,
+        vfolder_mounts=[ParseDict(m, common.VFolderMount()) for m in session.mounts],
     )
     if session.batch_timeout:
         config.batch_timeout.CopyFrom(Duration(seconds=session.batch_timeout))
