@@ -57,6 +57,8 @@ class AgentConfig(ComponentConfig):
     stats_interval: float = Field(default=5.0, ge=1.0)
     # How long a new interactive kernel's runner may take to answer.
     runner_ready_timeout: float = Field(default=60.0, gt=0)
+    # How long an app (StartService) may take to listen on its port.
+    app_start_timeout: float = Field(default=60.0, gt=0)
     # Mount the runner from a copy in <state_dir>/runner instead of the installed
     # package: for an agent in a container, whose state dir has the same path on
     # the host (dockerd resolves bind mounts on the host).

@@ -114,8 +114,12 @@ async def test_images(agent: RunningAgent, runtime: HostProcessRuntime, stub: An
     assert "cr.example/x:1" not in runtime.images
 
 
-async def test_apps_are_not_implemented_yet(stub: Any) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.StartService(agent_pb2.StartServiceRequest(kernel_id="k", service="jupyter"))
-    assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert reason_of(info.value) == "NOT_IMPLEMENTED"
+async def test_apps_of_an_unknown_kernel_are_not_found(stub: Any) -> None:
+    for call in (
+        stub.StartService(agent_pb2.StartServiceRequest(kernel_id="k", service="jupyter")),
+        stub.ShutdownService(agent_pb2.ShutdownServiceRequest(kernel_id="k", service="jupyter")),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        assert reason_of(info.value) == "NOT_FOUND"

@@ -4,6 +4,7 @@ host-copy fallback image running the kernel runner."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -68,6 +69,11 @@ async def test_built_image_is_reused_and_described(
     assert kept == info.labels
     rootfs = rootfs_path(DEFAULT_ROOTFS_DIR, kernel_image)
     assert (rootfs / "usr/bin/python3").exists()
+    assert os.readlink(rootfs / "usr/local/bin/jupyter") == "/opt/jupyter/bin/jupyter"
+    assert [(p.name, p.container_ports) for p in labels.service_ports] == [
+        ("jupyter", (8091,)),
+        ("jupyterlab", (8090,)),
+    ]
     assert "work:x:1000:1000:" in (rootfs / "etc/passwd").read_text()
     latest = await docker_runtime.inspect_image("bai.local/stable/python:latest")
     assert latest is not None and latest.digest == info.digest

@@ -1,4 +1,4 @@
-"""AgentService handlers for the node: ports, images, hardware, health; apps later."""
+"""AgentService handlers for the node: ports, images, hardware, health, apps."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from bai.agent.api.edge import Context, streaming, unary
 from bai.agent.config import AgentConfig
 from bai.agent.context import AgentContext
+from bai.agent.kernels.apps import start_app, stop_app
 from bai.agent.kernels.image_ops import image_not_found, needs_pull
 from bai.agent.kernels.lifecycle import KernelManager
 from bai.agent.node import hardware_info, health
@@ -14,7 +15,11 @@ from bai.api.agent.v1 import agent_pb2
 from bai.common.errors import InvalidArgument, Unimplemented
 from bai.common.grpc_errors import to_rpc_status
 
-APPS_LATER = "apps (service ports) land with the app proxy"
+
+def _required(value: str, field: str) -> str:
+    if not value:
+        raise InvalidArgument.field(field, "is required")
+    return value
 
 
 class NodeRpcs:
@@ -97,13 +102,34 @@ class NodeRpcs:
     async def StartService(
         self, request: agent_pb2.StartServiceRequest, context: Context
     ) -> agent_pb2.StartServiceResponse:
-        raise Unimplemented(APPS_LATER)
+        if request.port < 0:
+            raise InvalidArgument.field("port", "must not be negative")
+        app = await start_app(
+            self.km,
+            _required(request.kernel_id, "kernel_id"),
+            _required(request.service, "service"),
+            request.port,
+            request.envs,
+            request.arguments,
+        )
+        return agent_pb2.StartServiceResponse(
+            kernel_host=app.kernel_host,
+            host_port=app.host_port,
+            container_port=app.container_port,
+            protocol=app.protocol,  # type: ignore[arg-type]
+            already_running=app.already_running,
+        )
 
     @unary
     async def ShutdownService(
         self, request: agent_pb2.ShutdownServiceRequest, context: Context
     ) -> agent_pb2.ShutdownServiceResponse:
-        raise Unimplemented(APPS_LATER)
+        await stop_app(
+            self.km,
+            _required(request.kernel_id, "kernel_id"),
+            _required(request.service, "service"),
+        )
+        return agent_pb2.ShutdownServiceResponse()
 
     @streaming
     async def CommitKernel(

@@ -3,8 +3,11 @@
 No image registry is reachable from our machines, but the Debian mirror is, so
 the image is a Debian rootfs made with debootstrap (minbase + python3), given a
 `work` user (uid 1000) and imported with `docker import`, with the upstream
-`ai.backend.*` labels. When debootstrap is unavailable or fails (or runs past
-its time limit), the rootfs is assembled from the host's own python3, its
+`ai.backend.*` labels. Its apps: Jupyter (jupyterlab and notebook from PyPI,
+installed with pip inside the rootfs into their own virtual environment, whose
+`jupyter` is linked into /usr/local/bin) and the intrinsic terminal, which is
+the runner's own (Debian has no ttyd package). When debootstrap is unavailable
+or fails (or runs past its time limit), the rootfs is assembled from the host's own python3, its
 stdlib and the shared libraries they need (`host_rootfs.py`).
 
 The rootfs directory is kept (`<rootfs_dir>/<sanitized ref>/`, with
@@ -38,6 +41,12 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 LABEL_BUILD_RECIPE = "ai.bai.build-recipe"
 LABEL_BUILD_METHOD = "ai.bai.build-method"
 DEBOOTSTRAP_TIMEOUT_SECONDS = 300.0
+PIP_TIMEOUT_SECONDS = 600.0
+# Jupyter's virtual environment in the image (it sees the system's packages too).
+APPS_VENV = "/opt/jupyter"
+HOST_CA_SOURCE = "/etc/ssl/certs/ca-certificates.crt"
+# Where the host's CA bundle sits in the rootfs while pip runs.
+HOST_CA_BUNDLE = "/tmp/bai-build-ca.crt"
 WORK_USER = "work"
 WORK_UID = 1000
 WORK_DIR = "/home/work"
@@ -47,7 +56,7 @@ IMAGE_ENV = {
     "HOME": WORK_DIR,
 }
 # Changing how images are built without changing the recipe: bump this.
-BUILDER_REVISION = 1
+BUILDER_REVISION = 2
 
 
 class BuildFailed(RuntimeError):
@@ -58,7 +67,9 @@ class BuildFailed(RuntimeError):
 class Recipe:
     suite: str = "bookworm"
     variant: str = "minbase"
-    packages: tuple[str, ...] = ("python3",)
+    packages: tuple[str, ...] = ("python3", "python3-venv")
+    # Installed into APPS_VENV; pinned so that a recipe builds the same image.
+    pip_packages: tuple[str, ...] = ("jupyterlab==4.6.6", "notebook==7.6.5")
     labels: dict[str, str] = field(
         default_factory=lambda: {
             "ai.backend.kernelspec": "1",
@@ -68,7 +79,7 @@ class Recipe:
             "ai.backend.base-distro": "debian12",
             "ai.backend.runtime-type": "python",
             "ai.backend.runtime-path": "/usr/bin/python3",
-            "ai.backend.service-ports": "",
+            "ai.backend.service-ports": "jupyter:http:8091,jupyterlab:http:8090",
         }
     )
 
@@ -165,6 +176,52 @@ def debootstrap(target: Path, recipe: Recipe, mirror: str, timeout: float) -> No
                 path.unlink()
 
 
+def install_apps(root: Path, recipe: Recipe, timeout: float) -> None:
+    """pip inside the rootfs (chroot), with the host's resolver and CA bundle (a proxy
+    may intercept TLS) and a clean environment (the host's pip settings name files the
+    rootfs does not have)."""
+    if not recipe.pip_packages:
+        return
+    resolv = root / "etc/resolv.conf"
+    saved = resolv.read_bytes() if resolv.is_file() and not resolv.is_symlink() else None
+    resolv.unlink(missing_ok=True)
+    shutil.copyfile("/etc/resolv.conf", resolv)
+    host_ca = root / HOST_CA_BUNDLE.lstrip("/")
+    host_ca.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(HOST_CA_SOURCE, host_ca)
+    environ = {
+        "PATH": IMAGE_ENV["PATH"],
+        "HOME": "/root",
+        "LANG": "C.UTF-8",
+        "PIP_CERT": HOST_CA_BUNDLE,
+        "PIP_NO_CACHE_DIR": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+    pip = f"{APPS_VENV}/bin/pip"
+    steps = [
+        ["python3", "-m", "venv", "--system-site-packages", APPS_VENV],
+        [pip, "install", "--no-compile", "--progress-bar", "off", *recipe.pip_packages],
+    ]
+    try:
+        for step in steps:
+            subprocess.run(
+                ["chroot", str(root), *step],
+                check=True,
+                capture_output=True,
+                timeout=timeout,
+                env=environ,
+            )
+    finally:
+        host_ca.unlink(missing_ok=True)
+        resolv.unlink(missing_ok=True)
+        if saved is not None:
+            resolv.write_bytes(saved)
+    link = root / "usr/local/bin/jupyter"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.unlink(missing_ok=True)
+    link.symlink_to(f"{APPS_VENV}/bin/jupyter")
+
+
 def docker_import(root: Path, ref: str, labels: dict[str, str]) -> None:
     tar = subprocess.Popen(
         ["tar", "--numeric-owner", "-C", str(root), "-c", "."], stdout=subprocess.PIPE
@@ -225,6 +282,7 @@ def _make_rootfs(staging: Path, recipe: Recipe, mirror: str, method: str) -> str
     if method in ("auto", "debootstrap"):
         try:
             debootstrap(staging, recipe, mirror, DEBOOTSTRAP_TIMEOUT_SECONDS)
+            install_apps(staging, recipe, PIP_TIMEOUT_SECONDS)
             return "debootstrap"
         except (OSError, subprocess.SubprocessError) as exc:
             if method == "debootstrap":

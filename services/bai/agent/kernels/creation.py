@@ -15,6 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bai.agent.kernels.lifecycle import KernelManager
+from bai.agent.kernels.mounts import (
+    grant_write,
+    kernel_mounts,
+    make_mount_points,
+    vfolder_binds,
+)
 from bai.agent.kernels.records import KernelRecord
 from bai.agent.kernels.sandbox_spec import (
     KernelUser,
@@ -76,6 +82,8 @@ async def _bring_up(km: KernelManager, record: KernelRecord) -> None:
     run_dir = ctx.run_dir(record.kernel_id)
     user = kernel_user(config, outcome.info.labels)
     await asyncio.to_thread(_prepare_dirs, record, user, scratch, run_dir)
+    await asyncio.to_thread(grant_write, vfolder_binds(config), user.uid, user.gid)
+    await asyncio.to_thread(make_mount_points, scratch, kernel_mounts(config), user.uid, user.gid)
     km.transition(record, KS.KERNEL_STATUS_CREATING, reg.KERNEL_EVENT_TYPE_CREATING)
     spec = sandbox_spec(
         record,

@@ -24,6 +24,7 @@ from typing import Any
 from bai.agent.context import AgentContext
 from bai.agent.kernels.exits import ExitVerdict, classify_exit, read_batch_result
 from bai.agent.kernels.image_ops import ImageService
+from bai.agent.kernels.mounts import check_mounts, missing_source
 from bai.agent.kernels.records import KernelRecord
 from bai.agent.kernels.sandbox_spec import is_batch
 from bai.agent.resources.plugin import AllocationFailed, InvalidRequest
@@ -118,6 +119,7 @@ def validate_creation(configs: list[agent_pb2.KernelCreationConfig]) -> None:
             Slots.from_wire(config.resource_slots.slots)
         except SlotParseError as exc:
             violations.append(FieldViolation(f"{where}.resource_slots", str(exc)))
+        violations += check_mounts(config, where)
     if not configs:
         violations.append(FieldViolation("kernels", "at least one kernel is required"))
     if violations:
@@ -219,6 +221,10 @@ class KernelManager:
                 continue
             if self.ctx.shutting_down:
                 raise Unavailable("the agent is shutting down", reason="SHUTTING_DOWN")
+            unmountable = await asyncio.to_thread(missing_source, config)
+            if unmountable is not None:
+                outcomes.append(CreateOutcome(config.kernel_id, error=unmountable))
+                continue
             try:
                 allocations = self.ctx.allocator.allocate(
                     config.kernel_id, Slots.from_wire(config.resource_slots.slots)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bai.agent.images.labels import LABEL_FEATURES
+from bai.agent.kernels.mounts import kernel_mounts
 from bai.agent.kernels.records import KernelRecord
 from bai.agent.runner.layout import RUN_MOUNT, RUNNER_MOUNT, WORK_DIR
 from bai.agent.runtime.base import (
@@ -20,7 +21,7 @@ from bai.agent.runtime.base import (
     SandboxSpec,
 )
 from bai.api.agent.v1 import agent_pb2
-from bai.api.common.v1 import session_pb2, storage_pb2
+from bai.api.common.v1 import session_pb2
 
 SCRATCH_MOUNT = WORK_DIR
 DEFAULT_SHMEM = 64 * 1024 * 1024
@@ -144,21 +145,6 @@ def _slot(record: KernelRecord, name: str) -> Decimal:
     return total
 
 
-def vfolder_mounts(record: KernelRecord) -> list[BindMount]:
-    mounts = []
-    for vf in record.config.vfolder_mounts:
-        if not vf.host_path:
-            continue
-        target = vf.kernel_path or f"{SCRATCH_MOUNT}/{vf.name}"
-        read_only = vf.permission == storage_pb2.MOUNT_PERMISSION_READ_ONLY
-        mounts.append(BindMount(Path(vf.host_path), target, read_only))
-    for extra in record.config.extra_mounts:
-        if extra.type in (session_pb2.MOUNT_TYPE_BIND, session_pb2.MOUNT_TYPE_UNSPECIFIED):
-            read_only = extra.permission == storage_pb2.MOUNT_PERMISSION_READ_ONLY
-            mounts.append(BindMount(Path(extra.source), extra.target, read_only))
-    return mounts
-
-
 def sandbox_spec(
     record: KernelRecord,
     *,
@@ -181,7 +167,7 @@ def sandbox_spec(
         BindMount(scratch, SCRATCH_MOUNT),
         BindMount(run_dir, RUN_MOUNT),
         BindMount(runner_dir, RUNNER_MOUNT, read_only=True),
-        *vfolder_mounts(record),
+        *kernel_mounts(config),
     ]
     return SandboxSpec(
         kernel_id=config.kernel_id,

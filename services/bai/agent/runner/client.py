@@ -304,6 +304,22 @@ class RunnerClient:
             raise RunnerUnavailable("runner did not answer the ping")
         return frame
 
+    async def exchange(self, request: protocol.Message, wait_seconds: float) -> protocol.Message:
+        """One request, one reply (apps); RunnerUnavailable when no reply comes in time."""
+        connection = await self._connect()
+        try:
+            await connection.write_frame(request)
+            reply = await asyncio.wait_for(connection.read_frame(), wait_seconds)
+        except (OSError, protocol.ProtocolError, TimeoutError) as exc:
+            raise RunnerUnavailable(f"runner did not answer {request['op']}: {exc!r}") from exc
+        finally:
+            connection.close()
+        if reply is None:
+            raise RunnerUnavailable(
+                f"the runner closed the connection before answering {request['op']}"
+            )
+        return reply
+
     # The agent's contract names the bound `timeout`; asyncio.timeout would wrap the loop.
     async def wait_ready(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return once the runner answers a ping; RunnerUnavailable after `timeout` seconds.

@@ -14,6 +14,14 @@ JSON: one object with an "op" field. Byte payloads travel base64-encoded in
     runner -> client: output {stream, data, seq} | waiting_input {prompt, is_password}
     runner -> client: result {status, exit_code, files, message}   (last frame)
 
+or, for apps (service ports), one request and one reply, beside any run:
+
+    client -> runner: service_start {name, ports, environ, arguments, timeout}
+                      runner -> client: service {name, running, already_running}
+                                        | service_failed {name, message}
+    client -> runner: service_stop {name}
+                      runner -> client: service {name, running: false, was_running}
+
 Closing the connection before the result interrupts the run. After the
 result the runner reads and drops what the client still sends, until the
 client closes: a late write (the end of stdin) never meets a closed socket.
@@ -50,6 +58,10 @@ OP_INTERRUPT = "interrupt"
 OP_OUTPUT = "output"
 OP_WAITING_INPUT = "waiting_input"
 OP_RESULT = "result"
+OP_SERVICE_START = "service_start"
+OP_SERVICE_STOP = "service_stop"
+OP_SERVICE = "service"
+OP_SERVICE_FAILED = "service_failed"
 
 MODE_QUERY = "query"
 MODE_BATCH = "batch"

@@ -18,6 +18,10 @@ from pathlib import Path
 from . import protocol
 from .run_context import Connection, RunContext
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .app_services import ServiceSupervisor
+
 BatchRunner = Callable[[RunContext, Path], None]
 
 
@@ -29,6 +33,7 @@ class RunnerServer:
         self.query_jobs: queue.SimpleQueue[RunContext] = queue.SimpleQueue()
         self._run_slot = threading.Lock()
         self._run_batch: BatchRunner | None = None
+        self._services: ServiceSupervisor | None = None
         self._runs_open = threading.Event()
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 
@@ -44,9 +49,11 @@ class RunnerServer:
         """Accept in a background thread: pings are answered, runs wait for `open_runs`."""
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
-    def open_runs(self, run_batch: BatchRunner) -> None:
-        """Start runs (the runner is now its kernel's user; query runs go to `query_jobs`)."""
+    def open_runs(self, run_batch: BatchRunner, services: ServiceSupervisor) -> None:
+        """Start runs and apps (the runner is now its kernel's user; query runs go to
+        `query_jobs`)."""
         self._run_batch = run_batch
+        self._services = services
         self._runs_open.set()
 
     def close(self) -> None:
@@ -79,10 +86,31 @@ class RunnerServer:
                 elif request["op"] == protocol.OP_RUN:
                     self._run(connection, request)
                     return
+                elif request["op"] in (protocol.OP_SERVICE_START, protocol.OP_SERVICE_STOP):
+                    self._service(connection, request)
+                    return
                 else:
                     return
         finally:
             connection.close()
+
+    def _service(self, connection: Connection, request: protocol.Message) -> None:
+        from .app_services import ServiceFailed
+
+        self._runs_open.wait()
+        services = self._services
+        name = str(request.get("name") or "")
+        reply: protocol.Message = {"op": protocol.OP_SERVICE, "name": name}
+        try:
+            if services is None or not name:
+                raise ServiceFailed("apps cannot be started in this kernel")
+            if request["op"] == protocol.OP_SERVICE_STOP:
+                reply.update(running=False, was_running=services.stop_locked(name))
+            else:
+                reply.update(running=True, already_running=services.start(request))
+        except (ServiceFailed, OSError, ValueError, KeyError, IndexError) as exc:
+            reply = {"op": protocol.OP_SERVICE_FAILED, "name": name, "message": str(exc)}
+        connection.send(reply)
 
     def _run(self, connection: Connection, request: protocol.Message) -> None:
         self._runs_open.wait()

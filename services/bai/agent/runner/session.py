@@ -52,15 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     # The kernel is ready from here; runs wait until the runner is set up.
     server.start()
     # Still as root: the runner's own directory may not be readable by the kernel's user.
+    from .app_services import ServiceSupervisor
     from .batch_exec import run_batch
     from .kernel_commands import batch_session_then_exit, start_background
     from .query_exec import QueryExecutor
 
     batch = config.get("session_type") == SESSION_BATCH
     result_file = (run_dir / layout.BATCH_RESULT_FILE).open("wb") if batch else None
+    services = ServiceSupervisor.load(work_dir)
     become(user, work_dir)
     executor = QueryExecutor(work_dir, server.query_jobs)
-    server.open_runs(run_batch)
+    server.open_runs(run_batch, services)
     command = str(config.get("startup_command") or "")
     if result_file is not None:
         timeout = float(config.get("batch_timeout_seconds") or 0)

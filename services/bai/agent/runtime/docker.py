@@ -82,8 +82,15 @@ def container_config(spec: SandboxSpec) -> dict[str, Any]:
     }
     host: dict[str, Any] = {
         "Init": True,
-        "Binds": [
-            f"{mount.source}:{mount.target}:{'ro' if mount.read_only else 'rw'}"
+        # Mounts rather than Binds: paths may hold ':' and a missing source fails the
+        # start instead of being created as an empty root-owned directory.
+        "Mounts": [
+            {
+                "Type": "bind",
+                "Source": str(mount.source),
+                "Target": mount.target,
+                "ReadOnly": mount.read_only,
+            }
             for mount in spec.mounts
         ],
         "PortBindings": {
