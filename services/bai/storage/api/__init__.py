@@ -1,0 +1,1 @@
+"""The storage proxy's gRPC edge: StorageService (manager) and FileService (clients)."""

@@ -1,0 +1,1 @@
+"""Streaming transfers between clients and volumes: uploads, downloads, archives."""
