@@ -1,6 +1,7 @@
-"""Agent, storage proxy and coordinator start as real processes: config from etcd,
-health, reflection, /metrics, clean SIGTERM; the placeholders (storage proxy,
-coordinator) give precise NOT_IMPLEMENTED answers, the agent answers for real."""
+"""The agent and the storage proxy start as real processes: config from etcd,
+health, reflection, /metrics, clean SIGTERM, and precise answers (the storage
+proxy refuses a call without a transfer token). The coordinator needs its
+database: tests/coordinator/test_process.py starts it."""
 
 from __future__ import annotations
 
@@ -24,8 +25,7 @@ from bai.stack.testing import ThrowawayStack, free_ports
 
 CASES = [
     ("agent", "bai.api.agent.v1.AgentService", "GetHealth"),
-    ("storage", "bai.api.storage.v1.StorageService", "ListVolumes"),
-    ("coordinator", "bai.api.coordinator.v1.CircuitService", "ListCircuits"),
+    ("storage", "bai.api.storage.v1.FileService", "ListDirectory"),
 ]
 
 
@@ -99,9 +99,9 @@ def _run_component(
             else:
                 with pytest.raises(grpc.RpcError) as info:
                     call(empty_pb2.Empty(), timeout=5)
-                assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+                assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
                 details = dict(info.value.trailing_metadata() or ())
-                assert b"NOT_IMPLEMENTED" in details["grpc-status-details-bin"]
+                assert b"TRANSFER_TOKEN_INVALID" in details["grpc-status-details-bin"]
         body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read()
         assert b"python_info" in body
     finally:

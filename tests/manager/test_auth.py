@@ -130,12 +130,12 @@ async def test_login_validates_input(channel):  # type: ignore[no-untyped-def]
 
 
 async def test_later_contracts_answer_not_implemented(manager: ManagerHandle, channel):  # type: ignore[no-untyped-def]
-    from bai.api.manager.v1 import vfolder_pb2, vfolder_pb2_grpc
+    from bai.api.manager.v1 import deployment_pb2, deployment_pb2_grpc
 
-    stub = vfolder_pb2_grpc.VFolderServiceStub(channel)
+    stub = deployment_pb2_grpc.DeploymentServiceStub(channel)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await stub.ListVFolders(
-            vfolder_pb2.ListVFoldersRequest(), metadata=bearer(manager.admin_token)
+        await stub.ListDeployments(
+            deployment_pb2.ListDeploymentsRequest(), metadata=bearer(manager.admin_token)
         )
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert reason_of(info.value) == "NOT_IMPLEMENTED"

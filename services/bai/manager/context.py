@@ -23,8 +23,10 @@ from bai.manager.apps.session_apps import SessionApps
 from bai.manager.auth.authenticator import Authenticator
 from bai.manager.auth.credentials import CredentialLookup
 from bai.manager.auth.usage import flush_forever
+from bai.manager.bgtasks import BackgroundTasks
 from bai.manager.config import ManagerConfig
 from bai.manager.sessions.background import session_tasks
+from bai.manager.vfolders.storage_client import StorageProxies
 
 
 @dataclass
@@ -41,9 +43,14 @@ class ManagerContext:
     agent_pool: AgentClientPool = field(init=False)
     coordinator: CoordinatorClient = field(init=False)
     apps: SessionApps = field(init=False)
+    # Storage proxies (StorageService clients) and background tasks (clones, ...).
+    storage: StorageProxies = field(init=False)
+    tasks: BackgroundTasks = field(init=False)
 
     def __post_init__(self) -> None:
         self.agent_pool = AgentClientPool(self.sessions, self.config.agent.internal_token)
+        self.storage = StorageProxies(lambda: self.config.storage)
+        self.tasks = BackgroundTasks(self.redis)
         proxy = self.config.app_proxy
         self.coordinator = CoordinatorClient(
             proxy.coordinator_address, proxy.internal_token, proxy.call_timeout
@@ -99,5 +106,7 @@ class ManagerContext:
             await self.authenticator.usage.flush(self.sessions)
         await self.agent_pool.close()
         await self.coordinator.close()
+        await self.tasks.stop()
+        await self.storage.close()
         await self.redis.aclose()
         await self.engine.dispose()

@@ -15,6 +15,7 @@ from bai.api.manager.v1 import (
     agent_registry_pb2_grpc,
     audit_pb2_grpc,
     auth_pb2_grpc,
+    bgtask_pb2_grpc,
     domain_pb2_grpc,
     image_pb2_grpc,
     keypair_pb2_grpc,
@@ -23,6 +24,7 @@ from bai.api.manager.v1 import (
     scaling_group_pb2_grpc,
     session_pb2_grpc,
     user_pb2_grpc,
+    vfolder_pb2_grpc,
 )
 from bai.common.component import load_component_config, placeholder_handler
 from bai.common.logs import setup_logging
@@ -32,6 +34,7 @@ from bai.manager.api.agent_registry_service import AgentRegistryServicer
 from bai.manager.api.agent_service import AgentServicer
 from bai.manager.api.audit_log_service import AuditLogServicer
 from bai.manager.api.auth_service import AuthServicer
+from bai.manager.api.bgtask_service import BackgroundTaskServicer
 from bai.manager.api.domain_service import DomainServicer
 from bai.manager.api.image_service import ImageServicer
 from bai.manager.api.keypair_service import KeypairServicer
@@ -40,6 +43,7 @@ from bai.manager.api.resource_policy_service import ResourcePolicyServicer
 from bai.manager.api.scaling_group_service import ScalingGroupServicer
 from bai.manager.api.session_service import SessionServicer
 from bai.manager.api.user_service import UserServicer
+from bai.manager.api.vfolder_service import VFolderServicer
 from bai.manager.config import ManagerConfig
 from bai.manager.context import ManagerContext
 from bai.manager.db.migrations import upgrade_async
@@ -67,6 +71,8 @@ def register_services(server: grpc.aio.Server, ctx: ManagerContext) -> list[str]
     )
     agent_pb2_grpc.add_AgentServiceServicer_to_server(AgentServicer(ctx), server)
     image_pb2_grpc.add_ImageServiceServicer_to_server(ImageServicer(ctx), server)
+    vfolder_pb2_grpc.add_VFolderServiceServicer_to_server(VFolderServicer(ctx), server)
+    bgtask_pb2_grpc.add_BackgroundTaskServiceServicer_to_server(BackgroundTaskServicer(ctx), server)
     return [
         AuthServicer.SERVICE,
         DomainServicer.SERVICE,
@@ -80,6 +86,8 @@ def register_services(server: grpc.aio.Server, ctx: ManagerContext) -> list[str]
         AgentRegistryServicer.SERVICE,
         AgentServicer.SERVICE,
         ImageServicer.SERVICE,
+        VFolderServicer.SERVICE,
+        BackgroundTaskServicer.SERVICE,
         *register_placeholders(server),
     ]
 
@@ -88,8 +96,6 @@ def register_services(server: grpc.aio.Server, ctx: ManagerContext) -> list[str]
 # served so that callers get UNIMPLEMENTED/NOT_IMPLEMENTED, and listed by
 # reflection so that grpcurl and the SDK see the whole API.
 PLACEHOLDERS = [
-    "bai.api.manager.v1.VFolderService",
-    "bai.api.manager.v1.BackgroundTaskService",
     "bai.api.manager.v1.DeploymentService",
 ]
 

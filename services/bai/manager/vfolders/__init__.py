@@ -1,0 +1,1 @@
+"""Virtual folders: lifecycle, sharing, files and mounts through the storage proxies."""
