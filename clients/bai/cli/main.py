@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "create, list, inspect and destroy sessions; exec code, follow logs, events, stats",
     ),
     "run": ("bai.cli.run_cmd", "run code in a new session, then destroy it"),
+    "vfolder": ("bai.cli.vfolder_cmd", "virtual folders: create, share, upload and download files"),
     "app": ("bai.cli.app_cmd", "open an app (jupyter, terminal, ...) of a session in a browser"),
     "apps": ("bai.cli.app_cmd", "list a session's apps and which of them run"),
 }
