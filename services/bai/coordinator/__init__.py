@@ -1,1 +1,1 @@
-"""The app-proxy coordinator: circuits and Envoy routes (lands with the app proxy issue)."""
+"""The app-proxy coordinator: circuits and workers in PostgreSQL, Envoy programmed over xDS."""

@@ -1,0 +1,70 @@
+"""The edge of every coordinator RPC: the internal token, error mapping and metrics."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+import grpc
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from bai.common.errors import Unauthenticated, Unavailable
+from bai.common.grpc_errors import to_grpc_status
+from bai.common.metrics import rpc_observer
+
+TOKEN_HEADER = "x-bai-internal-token"
+
+observe_rpc = rpc_observer("coordinator")
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+class Edge(Protocol):
+    SERVICE: str
+    internal_token: str
+    shutting_down: Callable[[], bool]
+
+
+def check_caller(internal_token: str, metadata: dict[str, str]) -> None:
+    if not internal_token:
+        return
+    token = metadata.get(TOKEN_HEADER, "")
+    if not token:
+        raise Unauthenticated(f"{TOKEN_HEADER} is missing", reason="CREDENTIALS_MISSING")
+    if not hmac.compare_digest(token.encode(), internal_token.encode()):
+        raise Unauthenticated(f"{TOKEN_HEADER} is wrong", reason="TOKEN_INVALID")
+
+
+def _domain_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, OSError | OperationalError | InterfaceError):
+        return Unavailable(f"the coordinator's database is unreachable: {type(exc).__name__}")
+    return exc
+
+
+def unary(
+    fn: Callable[[Any, Req, Context], Awaitable[Resp]],
+) -> Callable[..., Awaitable[Resp]]:
+    @functools.wraps(fn)
+    async def handler(self: Edge, request: Req, context: Context) -> Resp:
+        method = f"/{self.SERVICE}/{fn.__name__}"
+        started = time.perf_counter()
+        try:
+            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            check_caller(self.internal_token, metadata)
+            if self.shutting_down():
+                raise Unavailable("the coordinator is shutting down", reason="SHUTTING_DOWN")
+            reply = await fn(self, request, context)
+        except Exception as exc:
+            status = to_grpc_status(_domain_error(exc))
+            observe_rpc(method, status.code.name, time.perf_counter() - started)
+            await context.abort_with_status(status)
+            raise AssertionError("unreachable") from exc
+        observe_rpc(method, "OK", time.perf_counter() - started)
+        return reply
+
+    return handler

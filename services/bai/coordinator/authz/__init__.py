@@ -1,0 +1,1 @@
+"""ext_authz: Envoy asks the coordinator whether a request without a valid cookie may pass."""

@@ -1,0 +1,1 @@
+"""Envoy data-plane configuration: resources per worker, written as filesystem xDS."""
