@@ -103,3 +103,15 @@ def test_session_start() -> None:
     else:
         assert summary["process_p50_ms"] is None
     assert "CREATING->RUNNING" in summary["phases_p50_ms"]
+
+
+def test_storage() -> None:
+    summary = run_bench("storage.py", "--size", "8MiB")
+    assert summary["bench"] == "storage_transfer" and summary["proxy_peak_rss_mb"] > 0
+    assert summary["baseline"] > 0 and isinstance(summary["ok"], bool)
+
+
+def test_app_proxy() -> None:
+    summary = run_bench("app_proxy.py", "--quick")
+    assert summary["bench"] == "app_proxy" and summary["unit"] == "requests/s"
+    assert summary["registration_p50_ms"] > 0 and summary["baseline"] > 0
