@@ -1,4 +1,5 @@
-"""`bai manager bootstrap`: the first domain, project, scaling group and superadmin.
+"""`bai manager bootstrap`: the first domain, project, scaling group and superadmin,
+and the default domain's use of the default storage host.
 
 Idempotent: objects that exist are left as they are. Secrets (password,
 secret key) are generated when not given and shown only when created.
@@ -24,6 +25,7 @@ from bai.manager.db.policies import (
     ScalingGroupRow,
     UserResourcePolicyRow,
 )
+from bai.manager.vfolders.permissions import HOST_PERMISSIONS
 
 DEFAULT = "default"
 
@@ -42,6 +44,17 @@ async def _ensure(db: AsyncSession, model: type, **values: object) -> None:
     await db.execute(insert(model).values(**values).on_conflict_do_nothing())
 
 
+async def _grant_vfolder_host(db: AsyncSession, host: str) -> None:
+    """The default domain may use the default storage host fully (an entry an
+    admin has changed is left alone)."""
+    domain = await db.get(DomainRow, DEFAULT, with_for_update=True)
+    assert domain is not None
+    hosts = dict(domain.allowed_vfolder_hosts or {})
+    if host not in hosts:
+        hosts[host] = sorted(HOST_PERMISSIONS)
+        domain.allowed_vfolder_hosts = hosts
+
+
 async def bootstrap(
     db: AsyncSession,
     *,
@@ -50,10 +63,13 @@ async def bootstrap(
     password: str | None = None,
     access_key: str | None = None,
     secret_key: str | None = None,
+    vfolder_host: str = "",
 ) -> BootstrapResult:
     for model in (KeypairResourcePolicyRow, UserResourcePolicyRow, ProjectResourcePolicyRow):
         await _ensure(db, model, name=DEFAULT)
     await _ensure(db, DomainRow, name=DEFAULT, description="Default domain")
+    if vfolder_host:
+        await _grant_vfolder_host(db, vfolder_host)
     await _ensure(
         db,
         ProjectRow,

@@ -168,7 +168,11 @@ async def run_bootstrap(config: ManagerConfig, args: argparse.Namespace) -> int:
     try:
         async with ctx.sessions() as db, db.begin():
             result = await bootstrap_mod.bootstrap(
-                db, email=args.email, username=args.username, password=args.password
+                db,
+                email=args.email,
+                username=args.username,
+                password=args.password,
+                vfolder_host=config.storage.default_host,
             )
     finally:
         await ctx.close()

@@ -15,24 +15,13 @@ from bai.manager.auth.principal import Role
 from bai.manager.context import ManagerContext
 from bai.manager.db.identity import ProjectRow, UserRow
 from bai.manager.validation import Violations
+from bai.manager.vfolders.permissions import HOST_PERMISSIONS
 
 TYPE_TO_PROTO = {
     "general": project_pb2.PROJECT_TYPE_GENERAL,
     "model-store": project_pb2.PROJECT_TYPE_MODEL_STORE,
 }
 TYPE_FROM_PROTO = {v: k for k, v in TYPE_TO_PROTO.items()}
-HOST_PERMISSIONS = frozenset(
-    {
-        "create-vfolder",
-        "modify-vfolder",
-        "delete-vfolder",
-        "mount-in-session",
-        "upload-file",
-        "download-file",
-        "invite-others",
-        "set-user-specific-permission",
-    }
-)
 
 
 def project_to_proto(row: ProjectRow) -> project_pb2.Project:

@@ -56,6 +56,21 @@ class FolderAccess:
     manages: bool
 
 
+# Every permission a vfolder host entry (allowed_vfolder_hosts) may grant.
+HOST_PERMISSIONS = frozenset(
+    {
+        "create-vfolder",
+        "modify-vfolder",
+        "delete-vfolder",
+        "mount-in-session",
+        "upload-file",
+        "download-file",
+        "invite-others",
+        "set-user-specific-permission",
+    }
+)
+
+
 def access_of(p: Principal, folder: FolderFacts, share: str | None) -> FolderAccess | None:
     """The caller's access to `folder` (`share`: their per-user permission row),
     or None when they may not even see it."""
