@@ -29,7 +29,14 @@ DEFAULT_PORTS: Mapping[str, int] = {
     "agent-metrics": 6003,
     "coordinator": 10200,
     "coordinator-metrics": 10201,
+    "coordinator-authz": 10202,
+    "app-proxy-admin": 10203,
+    # First of the app proxy's frontend ports (APP_PROXY_PORTS of them).
+    "app-proxy": 10205,
 }
+
+#: How many frontend ports (one per app in port mode) the stack's app proxy has.
+APP_PROXY_PORTS = 96
 
 #: The manager serves Prometheus HTTP service discovery JSON here.
 DEFAULT_SERVICE_DISCOVERY_URL = "http://127.0.0.1:18080/metrics/service_discovery"

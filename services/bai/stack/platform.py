@@ -1,4 +1,5 @@
-"""The bai platform as stack components: Envoy, manager, storage proxy, agent, coordinator.
+"""The bai platform as stack components: Envoy, manager, storage proxy, agent,
+coordinator and the app-proxy Envoy it programs.
 
 Importing this module registers them after the infrastructure. The stack
 starts components in parallel, so `bai stack up` runs two waves
@@ -11,17 +12,19 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bai.coordinator.xds.bootstrap import app_proxy_process_argv, render_app_proxy_bootstrap
 from bai.gateway.config import (
     DEFAULT_DESCRIPTOR,
     gateway_process_argv,
     render_gateway_config,
     services_in_descriptor,
 )
-from bai.stack.config import StackConfig, repo_root
+from bai.stack.config import APP_PROXY_PORTS, StackConfig, repo_root
 from bai.stack.docker_host import ensure_dockerd
 from bai.stack.errors import StackError
 from bai.stack.health import http_ok
@@ -50,14 +53,28 @@ def _service_env(config: StackConfig, prefix: str) -> dict[str, str]:
     }
 
 
-def internal_token(config: StackConfig) -> str:
-    """The secret agents and the manager show each other, made once per state dir."""
-    path = config.state_dir / "internal-token"
+def stack_secret(config: StackConfig, name: str) -> str:
+    """A secret made once per state dir (mode 600) and reused by every later `up`."""
+    path = config.state_dir / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def internal_token(config: StackConfig) -> str:
+    """The secret the services show each other (agents, storage proxy, coordinator)."""
+    return stack_secret(config, "internal-token")
+
+
+#: The stack's one storage volume: "<proxy>:<volume>".
+STORAGE_PROXY = "local"
+STORAGE_VOLUME = "local"
+
+
+def app_proxy_authority(config: StackConfig) -> str:
+    return f"{config.host}:{config.port('app-proxy')}"
 
 
 def manager(config: StackConfig) -> ProcessSpec:
@@ -68,13 +85,26 @@ def manager(config: StackConfig) -> ProcessSpec:
         for name in ("storage", "agent", "coordinator")
     }
     scrape["envoy"] = [f"{config.host}:{config.port('envoy-admin')}/stats/prometheus"]
+    scrape["app-proxy"] = [f"{config.host}:{config.port('app-proxy-admin')}/stats/prometheus"]
+    token = internal_token(config)
+    coordinator_addr = f"{config.host}:{config.port('coordinator')}"
+    proxies = {
+        STORAGE_PROXY: {
+            "manager_address": f"{config.host}:{config.port('storage-manager')}",
+            "secret": token,
+        }
+    }
     env |= {
         "BAI_MANAGER__GRPC_PORT": str(port),
         "BAI_MANAGER__METRICS_PORT": str(config.port("manager-metrics")),
         "BAI_MANAGER__DB__URL": config.pg_dsn,
         "BAI_MANAGER__REDIS__URL": config.redis_url,
         "BAI_MANAGER__SCRAPE_TARGETS": json.dumps(scrape),
-        "BAI_MANAGER__AGENT__INTERNAL_TOKEN": internal_token(config),
+        "BAI_MANAGER__AGENT__INTERNAL_TOKEN": token,
+        "BAI_MANAGER__STORAGE__PROXIES": json.dumps(proxies),
+        "BAI_MANAGER__STORAGE__DEFAULT_HOST": f"{STORAGE_PROXY}:{STORAGE_VOLUME}",
+        "BAI_MANAGER__APP_PROXY__COORDINATOR_ADDRESS": coordinator_addr,
+        "BAI_MANAGER__APP_PROXY__INTERNAL_TOKEN": token,
     }
     return ProcessSpec(
         name="manager",
@@ -86,26 +116,87 @@ def manager(config: StackConfig) -> ProcessSpec:
     )
 
 
-def _thin(name: str, extra: dict[str, str]) -> object:
-    def spec(config: StackConfig) -> ProcessSpec:
-        prefix = f"BAI_{name.upper()}"
-        port = config.port(name)
-        env = _service_env(config, prefix) | {
-            f"{prefix}__GRPC_PORT": str(port),
-            f"{prefix}__METRICS_PORT": str(config.port(f"{name}-metrics")),
-        }
-        for key, port_name in extra.items():
-            env[f"{prefix}__{key}"] = str(config.port(port_name))
-        return ProcessSpec(
-            name=name,
-            argv=[sys.executable, "-m", f"bai.{name}", "start"],
-            env=env,
-            port=port,
-            health=grpc_serving(config.host, port),
-            cwd=repo_root(),
+def _service(
+    config: StackConfig, name: str, env: dict[str, str], prepare: Callable[[], None] | None = None
+) -> ProcessSpec:
+    prefix = f"BAI_{name.upper()}"
+    port = config.port(name)
+    env = _service_env(config, prefix) | {
+        f"{prefix}__GRPC_PORT": str(port),
+        f"{prefix}__METRICS_PORT": str(config.port(f"{name}-metrics")),
+        **env,
+    }
+    return ProcessSpec(
+        name=name,
+        argv=[sys.executable, "-m", f"bai.{name}", "start"],
+        env=env,
+        port=port,
+        health=grpc_serving(config.host, port),
+        prepare=prepare,
+        cwd=repo_root(),
+    )
+
+
+def storage(config: StackConfig) -> ProcessSpec:
+    """The storage proxy with one vfs volume under the state dir."""
+    volume = config.component_dir("storage") / STORAGE_VOLUME
+    env = {
+        "BAI_STORAGE__MANAGER_PORT": str(config.port("storage-manager")),
+        f"BAI_STORAGE__VOLUMES__{STORAGE_VOLUME.upper()}__PATH": str(volume),
+        "BAI_STORAGE__JWT_SECRET": stack_secret(config, "storage-jwt-secret"),
+        "BAI_STORAGE__MANAGER_TOKEN": internal_token(config),
+        "BAI_STORAGE__CLIENT_ADDRESS": f"{config.host}:{config.port('envoy')}",
+    }
+    return _service(config, "storage", env, lambda: volume.mkdir(parents=True, exist_ok=True))
+
+
+def coordinator(config: StackConfig) -> ProcessSpec:
+    """The app-proxy coordinator, programming the stack's one app-proxy Envoy."""
+    first = config.port("app-proxy")
+    worker = {
+        "authority": app_proxy_authority(config),
+        "hostname": config.host,
+        "port_start": first,
+        "port_end": min(first + APP_PROXY_PORTS - 1, 65535),
+        "admin_url": f"http://{config.host}:{config.port('app-proxy-admin')}",
+    }
+    env = {
+        "BAI_COORDINATOR__DB__URL": config.pg_dsn,
+        "BAI_COORDINATOR__AUTHZ__BIND": config.host,
+        "BAI_COORDINATOR__AUTHZ__PORT": str(config.port("coordinator-authz")),
+        "BAI_COORDINATOR__AUTHZ__APP_TOKEN_SECRET": stack_secret(config, "app-token-secret"),
+        "BAI_COORDINATOR__INTERNAL_TOKEN": internal_token(config),
+        "BAI_COORDINATOR__XDS__DIRECTORY": str(config.component_dir("coordinator") / "xds"),
+        "BAI_COORDINATOR__XDS__LISTEN_ADDRESS": config.host,
+        "BAI_COORDINATOR__LOCAL_WORKERS": json.dumps([worker]),
+    }
+    return _service(config, "coordinator", env)
+
+
+def app_proxy(config: StackConfig) -> ProcessSpec:
+    """The Envoy that routes browsers to apps in sessions, fed by the coordinator's xDS files."""
+    conf = config.component_dir("app-proxy") / "bootstrap.json"
+    admin = config.port("app-proxy-admin")
+
+    def prepare() -> None:
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(
+            render_app_proxy_bootstrap(
+                app_proxy_authority(config),
+                config.component_dir("coordinator") / "xds",
+                (config.host, config.port("coordinator-authz")),
+                admin,
+            )
         )
 
-    return spec
+    return ProcessSpec(
+        name="app-proxy",
+        argv=app_proxy_process_argv(conf, "warn"),
+        port=admin,
+        health=http_ok(f"http://{config.host}:{admin}/ready"),
+        prepare=prepare,
+        cwd=repo_root(),
+    )
 
 
 def agent(config: StackConfig) -> ProcessSpec:
@@ -177,7 +268,8 @@ def envoy(config: StackConfig) -> ProcessSpec:
 
 
 register_component("manager", manager, replace=True)
-register_component("storage", _thin("storage", {"MANAGER_PORT": "storage-manager"}), replace=True)  # type: ignore[arg-type]
+register_component("storage", storage, replace=True)
 register_component("agent", agent, replace=True)
-register_component("coordinator", _thin("coordinator", {}), replace=True)  # type: ignore[arg-type]
+register_component("coordinator", coordinator, replace=True)
 register_component("envoy", envoy, replace=True)
+register_component("app-proxy", app_proxy, replace=True)

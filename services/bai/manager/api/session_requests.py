@@ -32,6 +32,7 @@ MAX_ENVIRON = 128
 MAX_DEPENDENCIES = 32
 MAX_AGENT_LIST = 64
 MAX_PREOPEN_PORTS = 16
+MAX_MOUNTS = 64
 RESERVED_PORTS = range(2000, 2004)
 
 
@@ -119,8 +120,8 @@ def parse_create(request: pb.CreateSessionRequest) -> NewSession:
         fragmentation = request.resource_opts.allow_fractional_resource_fragmentation
         opts["allow_fractional_resource_fragmentation"] = fragmentation
     environ = environ_vars(v, request.environ)
-    if request.mounts:
-        v.add("mounts", "vfolder mounts arrive with the storage issue")
+    if len(request.mounts) > MAX_MOUNTS:
+        v.add("mounts", f"must have at most {MAX_MOUNTS} entries")
     v.text("startup_command", request.startup_command, 65536)
     if session_type == "batch" and not request.startup_command.strip():
         v.add("startup_command", "is required for BATCH sessions")
@@ -184,4 +185,5 @@ def parse_create(request: pb.CreateSessionRequest) -> NewSession:
         is_preemptible=request.is_preemptible if request.HasField("is_preemptible") else None,
         tag=request.tag,
         digest=_request_digest(request),
+        mounts=tuple(request.mounts),
     )

@@ -54,7 +54,9 @@ class SessionServicer(SessionStreams, SessionFiles):
         spec = parse_create(request)
         cursor = await events.latest_cursor(self.ctx.redis)
         async with self.ctx.sessions() as db, db.begin():
-            loaded, pending = await create.enqueue(db, call.principal, spec, _now())
+            loaded, pending = await create.enqueue(
+                db, call.principal, spec, _now(), self.ctx.storage
+            )
         session = loaded.session
         call.entity_id, call.domain_name = str(session.id), session.domain_name
         await publish_quietly(self.ctx.redis, pending)

@@ -15,9 +15,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from google.protobuf.json_format import MessageToDict
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bai.api.manager.v1 import session_pb2
 from bai.common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -36,6 +38,8 @@ from bai.manager.db.identity import KeypairRow, ProjectMemberRow, ProjectRow, Us
 from bai.manager.db.policies import KeypairResourcePolicyRow, ScalingGroupRow
 from bai.manager.sessions import lifecycle, resources, transitions
 from bai.manager.sessions.queries import LoadedSession, load
+from bai.manager.vfolders.mounts import resolve_mounts
+from bai.manager.vfolders.storage_client import StorageProxies
 
 DEFAULT_SESSION_TYPES = ("interactive", "batch")
 
@@ -70,6 +74,8 @@ class NewSession:
     tag: str
     # Digest of the whole request: a request_id reused with other parameters is refused.
     digest: str
+    # vfolders to mount, as the client named them (checked by resolve_mounts).
+    mounts: tuple[session_pb2.SessionMountRequest, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -278,6 +284,19 @@ async def _agent_list(db: AsyncSession, p: Principal, agent_ids: tuple[str, ...]
     return list(agent_ids)
 
 
+async def _mounts(
+    db: AsyncSession, owner: Principal, spec: NewSession, storage: StorageProxies | None
+) -> list[dict[str, Any]]:
+    """The resolved mounts as stored on the session (dicts keyed by proto field names:
+    dispatch and the vfolder in-use checks read them)."""
+    if not spec.mounts:
+        return []
+    if storage is None:
+        raise FailedPrecondition("no storage proxy is configured", reason="INVALID_STATE")
+    resolved = await resolve_mounts(db, owner, spec.mounts, storage)
+    return [MessageToDict(m, preserving_proto_field_name=True) for m in resolved]
+
+
 def request_key(p: Principal, request_id: str) -> str:
     """The stored request id: scoped to the caller, 64 hex characters."""
     return hashlib.sha256(f"{p.user_id}:{request_id}".encode()).hexdigest()
@@ -301,9 +320,15 @@ async def _replay(db: AsyncSession, p: Principal, spec: NewSession) -> LoadedSes
 
 
 async def enqueue(
-    db: AsyncSession, p: Principal, spec: NewSession, now: datetime
+    db: AsyncSession,
+    p: Principal,
+    spec: NewSession,
+    now: datetime,
+    storage: StorageProxies | None = None,
 ) -> tuple[LoadedSession, transitions.PendingEvents]:
-    """Check and insert a PENDING session; a request_id replay returns the earlier one."""
+    """Check and insert a PENDING session; a request_id replay returns the earlier one.
+
+    `storage` resolves vfolder mounts (required when the spec has some)."""
     if p.role is Role.MONITOR:
         raise PermissionDenied("monitors cannot create sessions", reason="READ_ONLY_ROLE")
     owner = await _owner(db, p, spec)
@@ -342,6 +367,7 @@ async def enqueue(
     await _check_name(db, owner.access_key, name)
     dependencies = await _dependencies(db, owner, spec.dependencies)
     agent_list = await _agent_list(db, p, spec.agent_list)
+    mounts = await _mounts(db, owner.principal(project.id), spec, storage)
     session = SessionRow(
         id=uuid.uuid4(),
         name=name,
@@ -363,7 +389,7 @@ async def enqueue(
         occupied_slots={},
         resource_opts=spec.resource_opts,
         environ=spec.environ,
-        mounts=[],
+        mounts=mounts,
         startup_command=spec.startup_command,
         bootstrap_script=spec.bootstrap_script,
         batch_timeout=spec.batch_timeout,
