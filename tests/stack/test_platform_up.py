@@ -1,5 +1,6 @@
 """`bai stack up` brings the whole system up (what README's first command runs):
-infrastructure, then manager, storage, agent, coordinator and Envoy, all healthy,
+infrastructure, then manager, storage, agent, coordinator, the gateway Envoy and the
+app-proxy Envoy, all healthy,
 the API answering through Envoy; `down` stops everything."""
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def test_whole_system_up_status_down(tmp_path: Path) -> None:
         status = _stack(state, ports, "status")
         assert status.returncode == 0, status.stdout
         for name in ("postgres", "redis", "etcd", "prometheus", "manager", "storage", "agent",
-                     "coordinator", "envoy"):  # fmt: skip
+                     "coordinator", "envoy", "app-proxy"):  # fmt: skip
             assert name in status.stdout
         again = _stack(state, ports, "up")
         assert again.returncode == 0 and "started " not in again.stdout  # idempotent
