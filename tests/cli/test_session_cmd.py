@@ -135,12 +135,30 @@ def test_max_wait_leaves_the_session_queued(bai: Bai) -> None:
         (["-c", "many"], "error: --cpu: 'many' is not a number"),
         (["-e", "=x"], "error: --env expects KEY=VALUE, got '=x'"),
         (["--type", "batch"], "error: --type batch needs --startup-command"),
+        (["--mount", ":ro"], "error: --mount expects FOLDER[:PATH][:ro|rw|wd], got ':ro'"),
+        (["-v", "a:b:c:ro"], "error: --mount expects FOLDER[:PATH][:ro|rw|wd]"),
     ],
 )
 def test_bad_create_options_are_usage_errors(bai: Bai, argv: list[str], message: str) -> None:
     r = bai("session", "create", "python:3.12", *argv)
     assert r.code == 2 and r.err.startswith(message), r.err
     assert r.err.count("\n") == 1 and bai.requests("CreateSession") == []
+
+
+def test_mount_options_name_folders_paths_and_permissions(bai: Bai) -> None:
+    folder_id = "0b0c7d59-4d84-4b38-9f56-2a8fbb5e3b10"
+    r = bai(
+        "session", "create", "python:3.12", "--enqueue-only",
+        "--mount", "data", "-v", "refs:ro", "--mount", f"{folder_id}:/data/in:rw",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    (request,) = bai.requests("CreateSession")
+    assert isinstance(request, session_pb2.CreateSessionRequest)
+    assert [(m.vfolder_name, m.vfolder_id, m.mount_path, m.permission) for m in request.mounts] == [
+        ("data", "", "", 0),
+        ("refs", "", "", 1),
+        ("", folder_id, "/data/in", 2),
+    ]
 
 
 def test_server_errors_keep_their_exit_codes(bai: Bai) -> None:

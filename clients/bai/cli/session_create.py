@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bai.api.common.v1 import session_pb2 as common_session_pb2
+from bai.api.common.v1 import storage_pb2
 from bai.api.manager.v1 import session_pb2
-from bai.cli.admin._common import project_id
+from bai.cli.admin._common import UUID, project_id
 from bai.cli.context import Context, UsageError
 from bai.cli.fields import key_value_map, slot_value
 from bai.cli.output import to_dict
@@ -42,6 +43,14 @@ def add_create_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="environment variable (repeatable)",
+    )
+    g.add_argument(
+        "-v",
+        "--mount",
+        action="append",
+        default=[],
+        metavar="FOLDER[:PATH][:ro|rw|wd]",
+        help="mount a vfolder (name or id) at /home/work/FOLDER or PATH (repeatable)",
     )
     g.add_argument("--startup-command", metavar="CMD", help="batch: the command line to run")
     g.add_argument("--bootstrap-script", metavar="FILE", help="script run once before startup")
@@ -86,6 +95,33 @@ def _slots(args: argparse.Namespace) -> dict[str, str]:
     return slots
 
 
+MOUNT_PERMISSIONS = {
+    "ro": storage_pb2.MOUNT_PERMISSION_READ_ONLY,
+    "rw": storage_pb2.MOUNT_PERMISSION_READ_WRITE,
+    "wd": storage_pb2.MOUNT_PERMISSION_READ_WRITE_DELETE,
+}
+
+
+def mount_request(spec: str) -> session_pb2.SessionMountRequest:
+    """``FOLDER``, ``FOLDER:PATH``, ``FOLDER:ro`` or ``FOLDER:PATH:rw``; FOLDER is a
+    name or an id, PATH absolute or relative to /home/work."""
+    parts = spec.split(":")
+    permission = MOUNT_PERMISSIONS.get(parts[-1]) if len(parts) > 1 else None
+    if permission is not None:
+        parts = parts[:-1]
+    if not parts[0] or len(parts) > 2:
+        raise UsageError(f"--mount expects FOLDER[:PATH][:ro|rw|wd], got {spec!r}")
+    request = session_pb2.SessionMountRequest(
+        permission=permission or storage_pb2.MOUNT_PERMISSION_UNSPECIFIED,
+        mount_path=parts[1] if len(parts) == 2 else "",
+    )
+    if UUID.match(parts[0]):
+        request.vfolder_id = parts[0]
+    else:
+        request.vfolder_name = parts[0]
+    return request
+
+
 def build_create_request(
     client: Client, args: argparse.Namespace
 ) -> session_pb2.CreateSessionRequest:
@@ -101,6 +137,7 @@ def build_create_request(
         enqueue_only=True,
     )
     request.resource_slots.slots.update(_slots(args))
+    request.mounts.extend(mount_request(spec) for spec in args.mount)
     if args.type == "batch":
         if not args.startup_command:
             raise UsageError("--type batch needs --startup-command")
