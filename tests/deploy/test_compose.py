@@ -45,5 +45,6 @@ def test_compose_config_is_valid_and_complete() -> None:
         "storage",
         "agent",
         "coordinator",
+        "app-proxy",
     }
     assert expected <= services
