@@ -26,10 +26,10 @@ from bai.api.agent.v1 import agent_pb2
 from bai.api.common.v1 import session_pb2
 from bai.api.manager.v1 import agent_registry_pb2 as reg
 from bai.api.manager.v1 import agent_registry_pb2_grpc
+from bai.common.shared_secret import INTERNAL_TOKEN_HEADER
 
 log = logging.getLogger(__name__)
 
-TOKEN_HEADER = "x-bai-internal-token"
 REGISTER_TIMEOUT = 30.0
 
 
@@ -110,7 +110,7 @@ class RegistryClient:
 
     def _metadata(self) -> list[tuple[str, str]]:
         token = self.ctx.config.internal_token
-        return [(TOKEN_HEADER, token)] if token else []
+        return [(INTERNAL_TOKEN_HEADER, token)] if token else []
 
     async def _write(self, call: Any, request: reg.ConnectRequest) -> None:
         async with self._write_lock:

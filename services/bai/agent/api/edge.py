@@ -9,7 +9,6 @@ with `bai.common.grpc_errors`.
 from __future__ import annotations
 
 import functools
-import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -18,11 +17,11 @@ import grpc
 
 from bai.agent.config import AgentConfig
 from bai.agent.runtime.base import RuntimeFailure
-from bai.common.errors import FailedPrecondition, Unauthenticated, Unavailable
+from bai.common.errors import FailedPrecondition, Unavailable
 from bai.common.grpc_errors import to_grpc_status
 from bai.common.metrics import rpc_observer
+from bai.common.shared_secret import check_shared_secret
 
-TOKEN_HEADER = "x-bai-internal-token"
 AGENT_HEADER = "x-bai-agent-id"
 SERVICE = "bai.api.agent.v1.AgentService"
 
@@ -39,12 +38,7 @@ class HasConfig(Protocol):
 
 def check_caller(config: AgentConfig, metadata: dict[str, str]) -> None:
     """The manager's internal token (when one is configured) and this agent's id."""
-    if config.internal_token:
-        token = metadata.get(TOKEN_HEADER, "")
-        if not token:
-            raise Unauthenticated(f"{TOKEN_HEADER} is missing", reason="CREDENTIALS_MISSING")
-        if not hmac.compare_digest(token.encode(), config.internal_token.encode()):
-            raise Unauthenticated(f"{TOKEN_HEADER} is wrong", reason="TOKEN_INVALID")
+    check_shared_secret(config.internal_token, metadata)
     addressed = metadata.get(AGENT_HEADER, "")
     if addressed and addressed != config.agent_id:
         raise FailedPrecondition(

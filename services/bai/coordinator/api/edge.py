@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hmac
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -11,11 +10,10 @@ from typing import Any, Protocol, TypeVar
 import grpc
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from bai.common.errors import Unauthenticated, Unavailable
+from bai.common.errors import Unavailable
 from bai.common.grpc_errors import to_grpc_status
 from bai.common.metrics import rpc_observer
-
-TOKEN_HEADER = "x-bai-internal-token"
+from bai.common.shared_secret import check_shared_secret
 
 observe_rpc = rpc_observer("coordinator")
 
@@ -31,13 +29,7 @@ class Edge(Protocol):
 
 
 def check_caller(internal_token: str, metadata: dict[str, str]) -> None:
-    if not internal_token:
-        return
-    token = metadata.get(TOKEN_HEADER, "")
-    if not token:
-        raise Unauthenticated(f"{TOKEN_HEADER} is missing", reason="CREDENTIALS_MISSING")
-    if not hmac.compare_digest(token.encode(), internal_token.encode()):
-        raise Unauthenticated(f"{TOKEN_HEADER} is wrong", reason="TOKEN_INVALID")
+    check_shared_secret(internal_token, metadata)
 
 
 def _domain_error(exc: BaseException) -> BaseException:

@@ -27,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bai.api.agent.v1 import agent_pb2_grpc
 from bai.common import errors
 from bai.common.peer_errors import error_from_peer
+from bai.common.shared_secret import INTERNAL_TOKEN_HEADER
 from bai.manager.agents.registry import CONNECTED
 from bai.manager.db.compute import AgentRow
 
-TOKEN_HEADER = "x-bai-internal-token"
 AGENT_HEADER = "x-bai-agent-id"
 DEFAULT_TIMEOUT = 30.0
 
@@ -71,7 +71,7 @@ class AgentClientPool:
         """What every call to `agent_id` carries."""
         items = [(AGENT_HEADER, agent_id)]
         if self._token:
-            items.append((TOKEN_HEADER, self._token))
+            items.append((INTERNAL_TOKEN_HEADER, self._token))
         return items
 
     async def address(self, agent_id: str, max_age: float = 0.0) -> str:

@@ -9,7 +9,6 @@ outbox so that only one coroutine writes to the call.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import itertools
 import logging
 import re
@@ -28,15 +27,14 @@ from bai.common.errors import (
     FailedPrecondition,
     InvalidArgument,
     PermissionDenied,
-    Unauthenticated,
     Unavailable,
 )
 from bai.common.grpc_errors import to_grpc_status
 from bai.common.metrics import rpc_observer
+from bai.common.shared_secret import check_shared_secret
 from bai.common.text_fields import nul_fields
 from bai.manager.agents import ingest, registry, wire
 from bai.manager.agents.orphans import OrphanReaper
-from bai.manager.agents.pool import TOKEN_HEADER
 from bai.manager.agents.streams import OpenStream
 from bai.manager.api.convert import timestamp
 from bai.manager.context import ManagerContext
@@ -48,16 +46,6 @@ observe_rpc = rpc_observer("manager")
 ADDR_PATTERN = re.compile(r"^[A-Za-z0-9.\-_\[\]:]{1,255}:[0-9]{1,5}$")
 METHOD = "/bai.api.manager.v1.AgentRegistryService/Connect"
 Context = grpc.aio.ServicerContext[reg.ConnectRequest, reg.ConnectResponse]
-
-
-def check_token(expected: str, metadata: dict[str, str]) -> None:
-    if not expected:
-        return
-    token = metadata.get(TOKEN_HEADER, "")
-    if not token:
-        raise Unauthenticated(f"{TOKEN_HEADER} is missing", reason="CREDENTIALS_MISSING")
-    if not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthenticated(f"{TOKEN_HEADER} is wrong", reason="TOKEN_INVALID")
 
 
 def validate_registration(r: reg.AgentRegistration) -> None:
@@ -343,7 +331,7 @@ class AgentRegistryServicer(reg_grpc.AgentRegistryServiceServicer):
             # aborted before it reads lets the client's in-flight send fail,
             # and grpc then reports INTERNAL to the agent instead of our status.
             first = await anext(aiter(request_iterator), None)
-            check_token(self.ctx.config.agent.internal_token, metadata)
+            check_shared_secret(self.ctx.config.agent.internal_token, metadata)
             if first is None:
                 return
             if first.WhichOneof("payload") != "register":

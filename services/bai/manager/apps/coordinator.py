@@ -16,15 +16,15 @@ from bai.api.coordinator.v1 import coordinator_pb2 as cpb
 from bai.api.coordinator.v1 import coordinator_pb2_grpc
 from bai.common import errors
 from bai.common.peer_errors import error_from_peer
+from bai.common.shared_secret import INTERNAL_TOKEN_HEADER
 
-TOKEN_HEADER = "x-bai-internal-token"
 LIST_PAGE_SIZE = 1000
 
 
 class CoordinatorClient:
     def __init__(self, address: str, internal_token: str, call_timeout: float) -> None:
         self.address = address
-        self._metadata = ((TOKEN_HEADER, internal_token),) if internal_token else ()
+        self._metadata = ((INTERNAL_TOKEN_HEADER, internal_token),) if internal_token else ()
         self._timeout = call_timeout
         self._channel: grpc.aio.Channel | None = None
         self._stub: coordinator_pb2_grpc.CircuitServiceAsyncStub | None = None

@@ -8,7 +8,6 @@ also check the manager's shared secret (`manager_only`).
 from __future__ import annotations
 
 import functools
-import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
@@ -16,9 +15,10 @@ from typing import Any, Protocol, TypeVar
 import grpc
 from grpc_status import rpc_status
 
-from bai.common.errors import Unauthenticated, Unavailable
+from bai.common.errors import Unavailable
 from bai.common.grpc_errors import to_rpc_status
 from bai.common.metrics import rpc_observer
+from bai.common.shared_secret import check_shared_secret
 from bai.storage.context import StorageContext
 from bai.storage.transfers.upload import ChecksumMismatch
 
@@ -42,14 +42,7 @@ def metadata_of(context: Context) -> dict[str, str]:
 
 
 def check_manager(ctx: StorageContext, metadata: dict[str, str]) -> None:
-    expected = ctx.config.manager_token
-    if not expected:
-        return
-    token = metadata.get(MANAGER_TOKEN_HEADER, "")
-    if not token:
-        raise Unauthenticated(f"{MANAGER_TOKEN_HEADER} is missing", reason="CREDENTIALS_MISSING")
-    if not hmac.compare_digest(token.encode(), expected.encode()):
-        raise Unauthenticated(f"{MANAGER_TOKEN_HEADER} is wrong", reason="TOKEN_INVALID")
+    check_shared_secret(ctx.config.manager_token, metadata, MANAGER_TOKEN_HEADER)
 
 
 def _check(owner: HasContext, context: Context) -> None:
