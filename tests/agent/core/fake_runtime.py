@@ -67,8 +67,9 @@ class HostProcessRuntime:
                 is_local=True,
             )
         }
-        # Images a pull can fetch.
+        # Images a pull can fetch, and how long a pull stalls before its last step.
         self.registry: dict[str, ImageInfo] = {}
+        self.pull_delay = 0.0
         self.sandboxes: dict[str, FakeSandbox] = {}
         self.started = 0
         self.available = True
@@ -89,6 +90,7 @@ class HostProcessRuntime:
         if info is None:
             raise ImagePullFailed(f"{ref}: not in the registry")
         yield PullProgress(0, 10, "Downloading")
+        await asyncio.sleep(self.pull_delay)
         yield PullProgress(10, 10, "Done")
         self.images[ref] = info
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.duration_pb2 import Duration
 
 from bai.agent.main import RunningAgent
 from bai.api.agent.v1 import agent_pb2
@@ -107,6 +108,26 @@ async def test_images(agent: RunningAgent, runtime: HostProcessRuntime, stub: An
         ):
             pass
     assert reason_of(info.value) == "IMAGE_NOT_FOUND"
+    # A pull that outlasts the request's timeout gives up with a reason.
+    runtime.registry["cr.example/slow:1"] = runtime.images[IMAGE]
+    runtime.pull_delay = 5.0
+    slow = agent_pb2.CheckAndPullImageRequest(
+        image=image_pb2.ImageRef(canonical="cr.example/slow:1"), timeout=Duration(nanos=200_000_000)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for _ in stub.CheckAndPullImage(slow):
+            pass
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert reason_of(info.value) == "IMAGE_PULL_FAILED"
+    assert "cr.example/slow:1" not in runtime.images
+    runtime.pull_delay = 0.0
+    negative = agent_pb2.CheckAndPullImageRequest(
+        image=image_pb2.ImageRef(canonical=IMAGE), timeout=Duration(seconds=-1)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        async for _ in stub.CheckAndPullImage(negative):
+            pass
+    assert reason_of(info.value) == "INVALID_FIELD"
     purged = await stub.PurgeImages(
         agent_pb2.PurgeImagesRequest(images=["cr.example/x:1", "gone:1"])
     )

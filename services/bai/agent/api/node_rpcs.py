@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from bai.agent.api.edge import Context, streaming, unary
 from bai.agent.config import AgentConfig
@@ -12,7 +14,7 @@ from bai.agent.kernels.image_ops import image_not_found, needs_pull
 from bai.agent.kernels.lifecycle import KernelManager
 from bai.agent.node import hardware_info, health
 from bai.api.agent.v1 import agent_pb2
-from bai.common.errors import InvalidArgument, Unimplemented
+from bai.common.errors import InvalidArgument, Unavailable, Unimplemented
 from bai.common.grpc_errors import to_rpc_status
 
 
@@ -20,6 +22,10 @@ def _required(value: str, field: str) -> str:
     if not value:
         raise InvalidArgument.field(field, "is required")
     return value
+
+
+# CheckAndPullImage gives up after this long unless the request says otherwise.
+PULL_TIMEOUT = timedelta(minutes=15)
 
 
 class NodeRpcs:
@@ -46,18 +52,29 @@ class NodeRpcs:
     ) -> AsyncIterator[agent_pb2.CheckAndPullImageResponse]:
         if not request.image.canonical:
             raise InvalidArgument.field("image.canonical", "is required")
+        limit = request.timeout.ToTimedelta() if request.HasField("timeout") else PULL_TIMEOUT
+        if limit <= timedelta(0):
+            raise InvalidArgument.field("timeout", "must be positive")
         images = self.km.images
         local = await self.ctx.runtime.inspect_image(request.image.canonical)
         pulling = needs_pull(local, request.image, request.pull_policy)
         if pulling:
-            async for progress in images.pull(request.image):
-                yield agent_pb2.CheckAndPullImageResponse(
-                    progress=agent_pb2.ImageProgress(
-                        current_bytes=progress.current_bytes,
-                        total_bytes=progress.total_bytes,
-                        message=progress.message,
-                    )
-                )
+            try:
+                async with asyncio.timeout(limit.total_seconds()):
+                    async for progress in images.pull(request.image):
+                        yield agent_pb2.CheckAndPullImageResponse(
+                            progress=agent_pb2.ImageProgress(
+                                current_bytes=progress.current_bytes,
+                                total_bytes=progress.total_bytes,
+                                message=progress.message,
+                            )
+                        )
+            except TimeoutError:
+                raise Unavailable(
+                    f"pulling {request.image.canonical} took longer than {limit}",
+                    reason="IMAGE_PULL_FAILED",
+                    metadata={"image": request.image.canonical, "detail": "timeout"},
+                ) from None
             local = await self.ctx.runtime.inspect_image(request.image.canonical)
         if local is None:
             raise image_not_found(request.image)

@@ -377,7 +377,8 @@ class AgentServiceServicer:
         result. Pull events also go to the registry stream. Idempotent: an image
         already present returns at once; concurrent calls for one image share
         one pull. Errors: INVALID_FIELD, IMAGE_NOT_FOUND (policy NONE, or not in
-        the registry), IMAGE_PULL_FAILED.
+        the registry), IMAGE_PULL_FAILED (UNAVAILABLE with detail "timeout" when
+        the pull outlasts the request's timeout).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -165,7 +165,8 @@ class AgentServiceStub:
     result. Pull events also go to the registry stream. Idempotent: an image
     already present returns at once; concurrent calls for one image share
     one pull. Errors: INVALID_FIELD, IMAGE_NOT_FOUND (policy NONE, or not in
-    the registry), IMAGE_PULL_FAILED.
+    the registry), IMAGE_PULL_FAILED (UNAVAILABLE with detail "timeout" when
+    the pull outlasts the request's timeout).
     """
     ListImages: _grpc.UnaryUnaryMultiCallable[_agent_pb2.ListImagesRequest, _agent_pb2.ListImagesResponse]
     """Lists the kernel images present on the node (CRI ListImages).
@@ -334,7 +335,8 @@ class AgentServiceAsyncStub(AgentServiceStub):
     result. Pull events also go to the registry stream. Idempotent: an image
     already present returns at once; concurrent calls for one image share
     one pull. Errors: INVALID_FIELD, IMAGE_NOT_FOUND (policy NONE, or not in
-    the registry), IMAGE_PULL_FAILED.
+    the registry), IMAGE_PULL_FAILED (UNAVAILABLE with detail "timeout" when
+    the pull outlasts the request's timeout).
     """
     ListImages: _aio.UnaryUnaryMultiCallable[_agent_pb2.ListImagesRequest, _agent_pb2.ListImagesResponse]  # type: ignore[assignment]
     """Lists the kernel images present on the node (CRI ListImages).
@@ -608,7 +610,8 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         result. Pull events also go to the registry stream. Idempotent: an image
         already present returns at once; concurrent calls for one image share
         one pull. Errors: INVALID_FIELD, IMAGE_NOT_FOUND (policy NONE, or not in
-        the registry), IMAGE_PULL_FAILED.
+        the registry), IMAGE_PULL_FAILED (UNAVAILABLE with detail "timeout" when
+        the pull outlasts the request's timeout).
         """
 
     @_abc_1.abstractmethod

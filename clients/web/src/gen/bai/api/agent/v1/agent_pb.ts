@@ -2354,7 +2354,8 @@ export const AgentService: GenService<{
    * result. Pull events also go to the registry stream. Idempotent: an image
    * already present returns at once; concurrent calls for one image share
    * one pull. Errors: INVALID_FIELD, IMAGE_NOT_FOUND (policy NONE, or not in
-   * the registry), IMAGE_PULL_FAILED.
+   * the registry), IMAGE_PULL_FAILED (UNAVAILABLE with detail "timeout" when
+   * the pull outlasts the request's timeout).
    *
    * @generated from rpc bai.api.agent.v1.AgentService.CheckAndPullImage
    */
