@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from bai.agent.resources.hardware import parse_cpu_list
 from bai.agent.runtime.base import RuntimeChoice
 from bai.common.component import ComponentConfig
 
@@ -46,6 +47,11 @@ class AgentConfig(ComponentConfig):
     cpu: str = ""
     mem: str = ""
     reserved_cpu: str = "0"
+    # Bind whole-core cpu requests to that many cores (a cpuset), least loaded first;
+    # `cpu_cores` lists the cores this agent may use ("" = all usable; agents sharing a
+    # host should get disjoint lists, e.g. "0-3" and "4-7").
+    cpu_pinning: bool = False
+    cpu_cores: str = ""
     reserved_mem: str = "0"
     # Host ports for kernels' services: [start, end).
     port_range: tuple[int, int] = (30000, 31000)
@@ -69,6 +75,8 @@ class AgentConfig(ComponentConfig):
         start, end = self.port_range
         if not 1024 < start < end <= 65536:
             raise ValueError("port_range must be [start, end) with 1024 < start < end <= 65536")
+        if self.cpu_cores:
+            parse_cpu_list(self.cpu_cores)  # a ValueError names the bad list
         return self
 
     def resolved_state_dir(self) -> Path:

@@ -28,6 +28,7 @@ from bai.agent.kernels.lifecycle import KernelManager, RunnerSetup
 from bai.agent.registry_client import RegistryClient
 from bai.agent.resources.allocator import NodeAllocator
 from bai.agent.resources.cpu import CpuPlugin
+from bai.agent.resources.hardware import parse_cpu_list
 from bai.agent.resources.mem import MemPlugin
 from bai.agent.resources.plugin import ComputePlugin
 from bai.agent.runtime.base import KernelRuntime
@@ -44,6 +45,8 @@ def compute_plugins(config: AgentConfig) -> list[ComputePlugin]:
         CpuPlugin(
             share=Decimal(config.cpu) if config.cpu else None,
             reserved=Decimal(config.reserved_cpu),
+            cores=parse_cpu_list(config.cpu_cores) if config.cpu_cores else None,
+            pinning=config.cpu_pinning,
         ),
         MemPlugin(
             share=int(Decimal(config.mem)) if config.mem else None,

@@ -22,7 +22,9 @@ from bai.agent.kernels.sandbox_spec import (
     kernel_environ,
     kernel_user,
     runner_config,
+    sandbox_spec,
 )
+from bai.agent.resources.cpu import CpuPlugin, cpuset_of
 from bai.agent.resources.plugin import Allocation, DeviceShare
 from bai.agent.runtime.base import SandboxState
 from bai.api.agent.v1 import agent_pb2
@@ -198,3 +200,24 @@ def test_a_containerized_agent_mounts_a_copy_of_the_runner(tmp_path: Path) -> No
     installed = sorted(p.name for p in runner_package_dir().glob("*.py"))
     assert sorted(p.name for p in setup.package_dir.glob("*.py")) == installed
     assert "kernel_runner.py" in installed
+
+
+def test_the_sandbox_is_bound_to_the_cores_its_cpu_allocation_pins() -> None:
+    record = _record()
+    pinned = CpuPlugin(cores=[0, 1, 2, 3], pinning=True).allocate("k-pinned", {"cpu": Decimal(2)})
+    record.allocations.append(pinned)
+    spec = sandbox_spec(
+        record,
+        agent_id="a-1",
+        scratch=Path("/tmp/s"),
+        run_dir=Path("/tmp/r"),
+        runner_dir=Path("/tmp/runner"),
+        command=["true"],
+        port_mappings=[],
+        user=ROOT_USER,
+    )
+    assert spec.cpuset == cpuset_of(pinned) and len(spec.cpuset.split(",")) == 2
+    assert spec.gpu_device_ids == ["GPU-0"]
+    unpinned = CpuPlugin(cores=[0, 1], pinning=False).allocate("k-free", {"cpu": Decimal(1)})
+    record.allocations[-1] = unpinned
+    assert cpuset_of(unpinned) == ""

@@ -11,6 +11,7 @@ import pytest
 from bai.agent.resources.hardware import (
     architecture_name,
     gather_host_facts,
+    parse_cpu_list,
     read_cpu_model,
     read_mem_total,
     read_os_name,
@@ -62,3 +63,17 @@ def test_this_host() -> None:
     assert facts.cpu_cores >= len(os.sched_getaffinity(0))
     assert facts.memory_bytes > 0
     assert facts.os
+
+
+@pytest.mark.parametrize(
+    ("text", "cores"),
+    [("0", [0]), ("0-3", [0, 1, 2, 3]), ("0-1,4, 6-7", [0, 1, 4, 6, 7]), ("3,1,3", [1, 3])],
+)
+def test_cpu_lists_read_like_cpuset_cpus(text: str, cores: list[int]) -> None:
+    assert parse_cpu_list(text) == cores
+
+
+@pytest.mark.parametrize("text", ["", "a", "3-1", "1-", "-2", "1,,2"])
+def test_malformed_cpu_lists_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_cpu_list(text)

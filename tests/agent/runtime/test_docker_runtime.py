@@ -293,6 +293,19 @@ async def test_cpu_limit_and_shm_are_applied(
     assert host["Memory"] == host["MemorySwap"] == 128 * MiB
     assert host["ShmSize"] == 32 * MiB
     assert host["Init"] is True
+    assert not host.get("CpusetCpus")
+
+
+async def test_a_pinned_sandbox_gets_its_cpuset(
+    docker_runtime: DockerRuntime,
+    started: list[SandboxState],
+    spec: SandboxSpec,
+    docker_socket: str,
+) -> None:
+    sandbox_id = await start(docker_runtime, started, replace(spec, cpuset="0"))
+    async with aiodocker.Docker(url=docker_socket) as client:
+        info = (await client.containers.get(sandbox_id))._container
+    assert info["HostConfig"]["CpusetCpus"] == "0"
 
 
 async def test_missing_image(docker_runtime: DockerRuntime, spec: SandboxSpec) -> None:

@@ -242,6 +242,12 @@ async def test_limits_are_written_to_the_cgroup_and_counted(runtime: ProcessRunt
     assert stats.mem_limit_bytes == 128 << 20
 
 
+async def test_a_pinned_sandbox_runs_on_its_cores_only(runtime: ProcessRuntime) -> None:
+    script = "grep Cpus_allowed_list /proc/self/status; exec sleep 1000"
+    state = await runtime.start(host_spec(script, cpuset="0"))
+    await wait_for_line(runtime, state.sandbox_id, b"Cpus_allowed_list:\t0\n")
+
+
 async def test_stop_with_grace_lets_the_command_exit(runtime: ProcessRuntime) -> None:
     script = 'trap "echo term; exit 5" TERM; echo ready; while :; do sleep 0.02; done'
     state = await runtime.start(host_spec(script))

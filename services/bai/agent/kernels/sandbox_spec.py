@@ -11,6 +11,7 @@ from typing import Any
 from bai.agent.images.labels import LABEL_FEATURES
 from bai.agent.kernels.mounts import kernel_mounts
 from bai.agent.kernels.records import KernelRecord
+from bai.agent.resources.cpu import cpuset_of
 from bai.agent.runner.layout import RUN_MOUNT, RUNNER_MOUNT, WORK_DIR
 from bai.agent.runtime.base import (
     LABEL_AGENT_ID,
@@ -159,10 +160,13 @@ def sandbox_spec(
     config = record.config
     devices: list[str] = []
     gpu_ids: list[str] = []
+    cpuset = ""
     for allocation in record.allocations:
         devices.extend(allocation.device_paths)
         if allocation.plugin == "cuda":
             gpu_ids.extend(share.device_id for share in allocation.shares)
+        elif allocation.plugin == "cpu":
+            cpuset = cpuset_of(allocation)
     mounts = [
         BindMount(scratch, SCRATCH_MOUNT),
         BindMount(run_dir, RUN_MOUNT),
@@ -189,4 +193,5 @@ def sandbox_spec(
         hostname=config.cluster_hostname or "main1",
         devices=sorted(set(devices)),
         gpu_device_ids=sorted(set(gpu_ids)),
+        cpuset=cpuset,
     )

@@ -93,6 +93,21 @@ def read_mem_total(root: Path = ROOT) -> int:
     return 0
 
 
+def parse_cpu_list(text: str) -> list[int]:
+    """A kernel-style cpu list ("0-3,6", as in cpuset.cpus) as sorted core ids;
+    ValueError when malformed."""
+    cores: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        low, sep, high = part.partition("-")
+        if not low.isdigit() or (sep and not high.isdigit()):
+            raise ValueError(f"not a cpu list: {text!r}")
+        first, last = int(low), int(high) if sep else int(low)
+        if last < first:
+            raise ValueError(f"not a cpu list: {text!r}")
+        cores.update(range(first, last + 1))
+    return sorted(cores)
+
+
 def usable_cores() -> list[int]:
     """The cores this process may run on (cgroup cpusets and taskset included)."""
     return sorted(os.sched_getaffinity(0))

@@ -91,6 +91,8 @@ class SandboxSpec:
     # style GPU ids for runtimes that support them.
     devices: list[str] = field(default_factory=list)
     gpu_device_ids: list[str] = field(default_factory=list)
+    # Cores the sandbox is bound to, as a cpuset list ("0,3"); "" = any.
+    cpuset: str = ""
 
 
 @dataclass(frozen=True)

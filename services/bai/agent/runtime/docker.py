@@ -100,6 +100,8 @@ def container_config(spec: SandboxSpec) -> dict[str, Any]:
     }
     if spec.cpu_limit > 0:
         host["NanoCpus"] = int(spec.cpu_limit * Decimal(1_000_000_000))
+    if spec.cpuset:
+        host["CpusetCpus"] = spec.cpuset
     if spec.mem_limit > 0:
         host["Memory"] = spec.mem_limit
         host["MemorySwap"] = spec.mem_limit

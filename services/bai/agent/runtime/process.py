@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
+from bai.agent.resources.hardware import parse_cpu_list
 from bai.agent.runtime.base import (
     LABEL_AGENT_ID,
     LABEL_KERNEL_ID,
@@ -178,7 +179,12 @@ class ProcessRuntime:
         sandbox.write_json(sandbox.spec_file, spec_to_json(spec))
         sandbox.write_json(
             sandbox.launch_file,
-            {"bwrap": bwrap, "args": args, "cgroup_procs": cgroup.procs_files()},
+            {
+                "bwrap": bwrap,
+                "args": args,
+                "cgroup_procs": cgroup.procs_files(),
+                "cpus": parse_cpu_list(spec.cpuset) if spec.cpuset else [],
+            },
         )
         async with self._lock(sandbox.sandbox_id):
             try:

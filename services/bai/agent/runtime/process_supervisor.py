@@ -73,19 +73,28 @@ def _join_cgroups(procs_files: list[str]) -> None:
             f.write(str(os.getpid()))
 
 
+def _enter(procs_files: list[str], cpus: list[int]) -> None:
+    """In bwrap's process before exec: join the cgroups and, when pinned, bind to the
+    cores (an affinity every process of the sandbox inherits)."""
+    _join_cgroups(procs_files)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+
+
 def supervise(sandbox: SandboxDir) -> int:
     launch = sandbox.read_json(sandbox.launch_file)
     if launch is None:
         raise SystemExit(f"no launch file in {sandbox.path}")
     status_read, status_write = os.pipe()
     procs_files: list[str] = launch["cgroup_procs"]
+    cpus: list[int] = launch.get("cpus", [])
     proc = subprocess.Popen(
         [launch["bwrap"], "--json-status-fd", str(status_write), *launch["args"]],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         pass_fds=(status_write,),
-        preexec_fn=lambda: _join_cgroups(procs_files),
+        preexec_fn=lambda: _enter(procs_files, cpus),
         cwd="/",
     )
     os.close(status_write)
