@@ -96,7 +96,8 @@ class FileServiceServicer:
         when committed bytes reach total_size, the file is checked (sha256 if
         given) and atomically moved into place. After a broken stream, call
         GetUploadOffset and resume from committed_size (with the same or a new
-        token for the same path). One upload per file at a time.
+        token for the same path); offset 0 starts anew, replacing an unfinished
+        upload of the same file. One upload per file at a time.
         Client streaming: not available over REST. Idempotent by offset:
         resending bytes already committed is refused (UPLOAD_OFFSET_MISMATCH),
         never duplicated. Errors: INVALID_FIELD, STREAM_OUT_OF_ORDER,
@@ -122,7 +123,7 @@ class FileServiceServicer:
     def Download(self, request, context):
         """Streams a file, or a byte range of it, in chunks of at most 1 MiB
         (DOWNLOAD token); or a directory as one zip stream (ARCHIVE_DOWNLOAD
-        token, no ranges). Server streaming; no REST mapping (JSON would
+        token, no ranges) whose entry names are relative to that directory. Server streaming; no REST mapping (JSON would
         base64 every chunk): use gRPC or grpc-web. Read-only, idempotent (a
         broken download resumes with offset). Errors: INVALID_FIELD (range
         beyond the end, range on an archive), TRANSFER_TOKEN_INVALID,

@@ -55,7 +55,8 @@ class FileServiceStub:
     when committed bytes reach total_size, the file is checked (sha256 if
     given) and atomically moved into place. After a broken stream, call
     GetUploadOffset and resume from committed_size (with the same or a new
-    token for the same path). One upload per file at a time.
+    token for the same path); offset 0 starts anew, replacing an unfinished
+    upload of the same file. One upload per file at a time.
     Client streaming: not available over REST. Idempotent by offset:
     resending bytes already committed is refused (UPLOAD_OFFSET_MISMATCH),
     never duplicated. Errors: INVALID_FIELD, STREAM_OUT_OF_ORDER,
@@ -73,7 +74,7 @@ class FileServiceStub:
     Download: _grpc.UnaryStreamMultiCallable[_file_pb2.DownloadRequest, _file_pb2.DownloadResponse]
     """Streams a file, or a byte range of it, in chunks of at most 1 MiB
     (DOWNLOAD token); or a directory as one zip stream (ARCHIVE_DOWNLOAD
-    token, no ranges). Server streaming; no REST mapping (JSON would
+    token, no ranges) whose entry names are relative to that directory. Server streaming; no REST mapping (JSON would
     base64 every chunk): use gRPC or grpc-web. Read-only, idempotent (a
     broken download resumes with offset). Errors: INVALID_FIELD (range
     beyond the end, range on an archive), TRANSFER_TOKEN_INVALID,
@@ -114,7 +115,8 @@ class FileServiceAsyncStub(FileServiceStub):
     when committed bytes reach total_size, the file is checked (sha256 if
     given) and atomically moved into place. After a broken stream, call
     GetUploadOffset and resume from committed_size (with the same or a new
-    token for the same path). One upload per file at a time.
+    token for the same path); offset 0 starts anew, replacing an unfinished
+    upload of the same file. One upload per file at a time.
     Client streaming: not available over REST. Idempotent by offset:
     resending bytes already committed is refused (UPLOAD_OFFSET_MISMATCH),
     never duplicated. Errors: INVALID_FIELD, STREAM_OUT_OF_ORDER,
@@ -132,7 +134,7 @@ class FileServiceAsyncStub(FileServiceStub):
     Download: _aio.UnaryStreamMultiCallable[_file_pb2.DownloadRequest, _file_pb2.DownloadResponse]  # type: ignore[assignment]
     """Streams a file, or a byte range of it, in chunks of at most 1 MiB
     (DOWNLOAD token); or a directory as one zip stream (ARCHIVE_DOWNLOAD
-    token, no ranges). Server streaming; no REST mapping (JSON would
+    token, no ranges) whose entry names are relative to that directory. Server streaming; no REST mapping (JSON would
     base64 every chunk): use gRPC or grpc-web. Read-only, idempotent (a
     broken download resumes with offset). Errors: INVALID_FIELD (range
     beyond the end, range on an archive), TRANSFER_TOKEN_INVALID,
@@ -176,7 +178,8 @@ class FileServiceServicer(metaclass=_abc_1.ABCMeta):
         when committed bytes reach total_size, the file is checked (sha256 if
         given) and atomically moved into place. After a broken stream, call
         GetUploadOffset and resume from committed_size (with the same or a new
-        token for the same path). One upload per file at a time.
+        token for the same path); offset 0 starts anew, replacing an unfinished
+        upload of the same file. One upload per file at a time.
         Client streaming: not available over REST. Idempotent by offset:
         resending bytes already committed is refused (UPLOAD_OFFSET_MISMATCH),
         never duplicated. Errors: INVALID_FIELD, STREAM_OUT_OF_ORDER,
@@ -206,7 +209,7 @@ class FileServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_file_pb2.DownloadResponse], _abc.AsyncIterator[_file_pb2.DownloadResponse]]:
         """Streams a file, or a byte range of it, in chunks of at most 1 MiB
         (DOWNLOAD token); or a directory as one zip stream (ARCHIVE_DOWNLOAD
-        token, no ranges). Server streaming; no REST mapping (JSON would
+        token, no ranges) whose entry names are relative to that directory. Server streaming; no REST mapping (JSON would
         base64 every chunk): use gRPC or grpc-web. Read-only, idempotent (a
         broken download resumes with offset). Errors: INVALID_FIELD (range
         beyond the end, range on an archive), TRANSFER_TOKEN_INVALID,
