@@ -28,7 +28,18 @@ async def test_upgrade_creates_its_schema_and_is_idempotent(stack) -> None:  # t
             version = (
                 await conn.execute(text(f'select version_num from "{schema}".alembic_version'))
             ).scalar_one()
+            expiry = (
+                await conn.execute(
+                    text(
+                        "select data_type, is_nullable from information_schema.columns"
+                        " where table_schema = :s and table_name = 'circuits'"
+                        " and column_name = 'expires_at'"
+                    ),
+                    {"s": schema},
+                )
+            ).one()
     finally:
         await engine.dispose()
     assert set(tables) == {"alembic_version", "workers", "circuits", "spent_app_tokens"}
-    assert version == "0001"
+    assert version == "0002"
+    assert tuple(expiry) == ("timestamp with time zone", "YES")

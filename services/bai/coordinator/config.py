@@ -64,3 +64,5 @@ class CoordinatorConfig(ComponentConfig):
     # Told to workers at registration; 3 missed intervals make a worker LOST.
     heartbeat_interval_seconds: float = Field(default=10.0, gt=0, le=3600)
     local_workers: list[LocalWorkerConfig] = Field(default_factory=list)
+    # How often expired circuits are looked for and removed.
+    expiry_sweep_seconds: float = Field(default=1.0, gt=0, le=60)

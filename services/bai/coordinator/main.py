@@ -157,7 +157,11 @@ async def start_coordinator(config: CoordinatorConfig) -> RunningCoordinator:
             await state.heartbeat(worker.authority)
 
     interval = config.heartbeat_interval_seconds
-    running.tasks = [asyncio.create_task(_every(interval, state.sweep_lost))]
+    running.tasks = [
+        asyncio.create_task(_every(interval, state.sweep_lost)),
+        # state.load() already removed what expired while no coordinator ran.
+        asyncio.create_task(_every(config.expiry_sweep_seconds, state.reap_expired)),
+    ]
     if locals_:
         running.tasks.append(asyncio.create_task(_every(interval, keep_local_workers_alive)))
     if health.admin_urls:

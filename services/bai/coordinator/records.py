@@ -78,6 +78,8 @@ class Circuit:
     request_digest: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # When the coordinator removes it; None: never.
+    expires_at: datetime | None = None
 
     @property
     def is_tcp(self) -> bool:

@@ -69,6 +69,7 @@ def _circuit(row: Any) -> Circuit:
         routes=tuple(Route(**r) for r in row.routes),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        expires_at=row.expires_at,
     )
 
 
@@ -138,9 +139,9 @@ class Repository:
             row = (await conn.execute(stmt)).one_or_none()
         return None if row is None else _circuit(row)
 
-    async def delete_circuit(self, circuit_id: uuid.UUID) -> None:
+    async def delete_circuits(self, circuit_ids: list[uuid.UUID]) -> None:
         async with self.engine.begin() as conn:
-            await conn.execute(delete(circuits).where(circuits.c.id == circuit_id))
+            await conn.execute(delete(circuits).where(circuits.c.id.in_(circuit_ids)))
 
     async def spend_app_token(self, jti: str, circuit_id: uuid.UUID, expires_at: datetime) -> bool:
         """Record a redeemed token; False when it was redeemed before (a replay)."""
@@ -158,7 +159,7 @@ class Repository:
 
 
 def _circuit_values(c: Circuit) -> dict[str, Any]:
-    return {
+    values: dict[str, Any] = {
         "id": c.id,
         "request_id": c.request_id,
         "request_digest": c.request_digest,
@@ -178,4 +179,9 @@ def _circuit_values(c: Circuit) -> dict[str, Any]:
         "runtime_variant": c.runtime_variant,
         "session_ids": list(c.session_ids),
         "routes": [asdict(r) for r in c.routes],
+        "expires_at": c.expires_at,
     }
+    if c.created_at is not None:
+        # Set by the caller when expires_at is reckoned from it, so the two agree.
+        values["created_at"] = values["updated_at"] = c.created_at
+    return values

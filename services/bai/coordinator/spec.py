@@ -10,6 +10,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 
 from bai.common.errors import FieldViolation, InvalidArgument
+from bai.coordinator.expiry import MAX_CIRCUIT_TTL_SECONDS
 from bai.coordinator.records import APP_MODES, FRONTEND_MODES, PROTOCOLS, Route, Worker
 
 MAX_TOKEN_TTL_SECONDS = 30 * 86400
@@ -32,6 +33,8 @@ class CircuitSpec:
     endpoint_id: str = ""
     runtime_variant: str = ""
     session_ids: tuple[str, ...] = ()
+    # None or 0: the circuit never expires.
+    ttl_seconds: float | None = None
 
     def digest(self) -> str:
         """Same request, same digest: tells a retry from another request reusing the id."""
@@ -88,6 +91,8 @@ def validate_circuit_spec(spec: CircuitSpec) -> None:
     ):
         if len(value) > 64:
             out.append(FieldViolation(name, "must be at most 64 characters"))
+    if spec.ttl_seconds is not None and not 0 <= spec.ttl_seconds <= MAX_CIRCUIT_TTL_SECONDS:
+        out.append(FieldViolation("ttl", "must be zero (no expiry) or positive, at most 30 days"))
     if spec.app_mode == "interactive" and not spec.open_to_public and not spec.user_id:
         out.append(FieldViolation("user_id", "is required for a private interactive circuit"))
     if out:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bai.common.errors import Aborted, FailedPrecondition, InvalidArgument, NotFound
+from bai.coordinator.expiry import expired_circuits, expiry_of, is_expired
 from bai.coordinator.placement import choose_slot
 from bai.coordinator.records import TCP_PROTOCOLS, Circuit, Route, Worker
 from bai.coordinator.repository import Repository, SlotTaken
@@ -56,14 +57,23 @@ class CoordinatorState:
     # --- start-up ---
 
     async def load(self) -> None:
-        """Rebuild everything from the database and rewrite every worker's files."""
+        """Rebuild everything from the database, drop the circuits that expired while no
+        coordinator ran, and rewrite every worker's files."""
         found, circuits = await self.repo.load()
         self.workers = {w.authority: w for w in found}
         self.circuits = {c.id: c for c in circuits}
+        expired = expired_circuits(circuits, datetime.now(UTC))
+        if expired:
+            await self.repo.delete_circuits(expired)
+            for circuit_id in expired:
+                self.circuits.pop(circuit_id)
+            log.info("expired circuits removed", extra={"circuits": [str(i) for i in expired]})
         self._reindex()
         for authority in self.workers:
             await self._push(authority)
-        log.info("state loaded", extra={"workers": len(self.workers), "circuits": len(circuits)})
+        log.info(
+            "state loaded", extra={"workers": len(self.workers), "circuits": len(self.circuits)}
+        )
 
     def _reindex(self) -> None:
         self._hosts = {}
@@ -80,16 +90,22 @@ class CoordinatorState:
 
     # --- lookups (ext_authz) ---
 
+    def _live(self, circuit: Circuit | None) -> Circuit | None:
+        """None for an expired circuit the reaper has not removed yet."""
+        if circuit is None or is_expired(circuit, datetime.now(UTC)):
+            return None
+        return circuit
+
     def circuit_by_id(self, circuit_id: str) -> Circuit | None:
         try:
-            return self.circuits.get(uuid.UUID(circuit_id))
+            return self._live(self.circuits.get(uuid.UUID(circuit_id)))
         except ValueError:
             return None
 
     def circuit_by_host(self, host: str) -> Circuit | None:
         name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
         found = self._hosts.get(name.lower())
-        return None if found is None else self.circuits.get(found)
+        return None if found is None else self._live(self.circuits.get(found))
 
     def worker(self, authority: str) -> Worker | None:
         return self.workers.get(authority)
@@ -97,7 +113,7 @@ class CoordinatorState:
     # --- circuits ---
 
     def get_circuit(self, circuit_id: uuid.UUID) -> Circuit:
-        circuit = self.circuits.get(circuit_id)
+        circuit = self._live(self.circuits.get(circuit_id))
         if circuit is None:
             raise NotFound(f"circuit {circuit_id} not found")
         return circuit
@@ -106,8 +122,12 @@ class CoordinatorState:
         validate_circuit_spec(spec)
         digest = spec.digest()
         async with self._lock:
-            for existing in self.circuits.values():
+            for existing in list(self.circuits.values()):
                 if existing.request_id == spec.request_id:
+                    if is_expired(existing, datetime.now(UTC)):
+                        # A retry after expiry gets a new circuit; the old one goes first.
+                        await self._remove([existing.id])
+                        break
                     if existing.request_digest != digest:
                         raise FailedPrecondition(
                             f"request_id {spec.request_id} was used for a different circuit",
@@ -116,6 +136,7 @@ class CoordinatorState:
                     return existing
             for _ in range(SLOT_RETRIES):
                 circuit_id = uuid.uuid4()
+                now = datetime.now(UTC)
                 slot = choose_slot(
                     self.workers.values(),
                     self.circuits.values(),
@@ -144,6 +165,8 @@ class CoordinatorState:
                     runtime_variant=spec.runtime_variant,
                     session_ids=spec.session_ids,
                     routes=spec.routes,
+                    created_at=now,
+                    expires_at=expiry_of(now, spec.ttl_seconds),
                 )
                 try:
                     circuit = await self.repo.insert_circuit(draft)
@@ -183,20 +206,37 @@ class CoordinatorState:
 
     async def delete_circuit(self, circuit_id: uuid.UUID) -> None:
         async with self._lock:
-            await self.repo.delete_circuit(circuit_id)
-            circuit = self.circuits.pop(circuit_id, None)
-            if circuit is not None:
-                self._reindex()
-                await self._push(circuit.worker)
+            await self._remove([circuit_id])
+
+    async def reap_expired(self, now: datetime | None = None) -> list[uuid.UUID]:
+        """Remove the circuits expired at `now` as DeleteCircuit would (slot freed, files
+        rewritten)."""
+        async with self._lock:
+            expired = expired_circuits(self.circuits.values(), now or datetime.now(UTC))
+            if expired:
+                await self._remove(expired)
+                log.info("expired circuits removed", extra={"circuits": [str(i) for i in expired]})
+            return expired
+
+    async def _remove(self, circuit_ids: list[uuid.UUID]) -> None:
+        """Delete rows, forget the circuits and rewrite their workers' files (under the lock)."""
+        await self.repo.delete_circuits(circuit_ids)
+        removed = [c for c in (self.circuits.pop(i, None) for i in circuit_ids) if c is not None]
+        if removed:
+            self._reindex()
+            for authority in sorted({c.worker for c in removed}):
+                await self._push(authority)
 
     def list_circuits(
         self, session_id: str = "", endpoint_id: str = "", user_id: str = "", worker: str = ""
     ) -> list[Circuit]:
         """Ordered by creation time (then id, for equal stamps)."""
+        now = datetime.now(UTC)
         chosen = [
             c
             for c in self.circuits.values()
-            if (not session_id or session_id in c.session_ids)
+            if not is_expired(c, now)
+            and (not session_id or session_id in c.session_ids)
             and (not endpoint_id or c.endpoint_id == endpoint_id)
             and (not user_id or c.user_id == user_id)
             and (not worker or c.worker == worker)

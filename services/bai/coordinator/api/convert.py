@@ -86,6 +86,7 @@ def spec_from_proto(req: pb.CreateCircuitRequest) -> CircuitSpec:
         endpoint_id=req.endpoint_id,
         runtime_variant=req.runtime_variant,
         session_ids=tuple(req.session_ids),
+        ttl_seconds=req.ttl.ToTimedelta().total_seconds() if req.HasField("ttl") else None,
     )
 
 
@@ -131,6 +132,7 @@ def circuit_to_proto(
         routes=[route_to_proto(r, health_of(c, r)) for r in c.routes],
         created_at=_timestamp(c.created_at),
         updated_at=_timestamp(c.updated_at),
+        expires_at=_timestamp(c.expires_at),
     )
 
 

@@ -80,6 +80,8 @@ circuits = Table(
     Column("routes", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # NULL: never expires.
+    Column("expires_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("worker", "port"),
     UniqueConstraint("worker", "subdomain"),
 )

@@ -222,6 +222,7 @@ class Circuit(_message.Message):
     ROUTES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """UUID. Immutable."""
     app: _builtins.str
@@ -263,6 +264,12 @@ class Circuit(_message.Message):
     def created_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """Output only. When the coordinator removes the circuit (created_at plus
+        the requested ttl); unset: never.
+        """
+
     def __init__(
         self,
         *,
@@ -286,10 +293,11 @@ class Circuit(_message.Message):
         routes: _abc.Iterable[Global___Route] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "expires_at", b"expires_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_client_ips", b"allowed_client_ips", "app", b"app", "app_mode", b"app_mode", "arguments", b"arguments", "created_at", b"created_at", "endpoint_id", b"endpoint_id", "envs", b"envs", "frontend_mode", b"frontend_mode", "id", b"id", "open_to_public", b"open_to_public", "port", b"port", "protocol", b"protocol", "routes", b"routes", "runtime_variant", b"runtime_variant", "session_ids", b"session_ids", "subdomain", b"subdomain", "updated_at", b"updated_at", "url", b"url", "user_id", b"user_id", "worker", b"worker"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_client_ips", b"allowed_client_ips", "app", b"app", "app_mode", b"app_mode", "arguments", b"arguments", "created_at", b"created_at", "endpoint_id", b"endpoint_id", "envs", b"envs", "expires_at", b"expires_at", "frontend_mode", b"frontend_mode", "id", b"id", "open_to_public", b"open_to_public", "port", b"port", "protocol", b"protocol", "routes", b"routes", "runtime_variant", b"runtime_variant", "session_ids", b"session_ids", "subdomain", b"subdomain", "updated_at", b"updated_at", "url", b"url", "user_id", b"user_id", "worker", b"worker"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -353,6 +361,7 @@ class CreateCircuitRequest(_message.Message):
     RUNTIME_VARIANT_FIELD_NUMBER: _builtins.int
     SESSION_IDS_FIELD_NUMBER: _builtins.int
     ROUTES_FIELD_NUMBER: _builtins.int
+    TTL_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen id (UUID) for idempotent retries; required here."""
     app: _builtins.str
@@ -377,6 +386,12 @@ class CreateCircuitRequest(_message.Message):
     def routes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Route]:
         """At least one."""
 
+    @_builtins.property
+    def ttl(self) -> _duration_pb2.Duration:
+        """How long the circuit lives; it is then removed with its route. Unset or
+        zero: no expiry. At most 30 days.
+        """
+
     def __init__(
         self,
         *,
@@ -394,10 +409,11 @@ class CreateCircuitRequest(_message.Message):
         runtime_variant: _builtins.str = ...,
         session_ids: _abc.Iterable[_builtins.str] | None = ...,
         routes: _abc.Iterable[Global___Route] | None = ...,
+        ttl: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_client_ips", b"allowed_client_ips", "app", b"app", "app_mode", b"app_mode", "arguments", b"arguments", "endpoint_id", b"endpoint_id", "envs", b"envs", "frontend_mode", b"frontend_mode", "open_to_public", b"open_to_public", "protocol", b"protocol", "request_id", b"request_id", "routes", b"routes", "runtime_variant", b"runtime_variant", "session_ids", b"session_ids", "user_id", b"user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_client_ips", b"allowed_client_ips", "app", b"app", "app_mode", b"app_mode", "arguments", b"arguments", "endpoint_id", b"endpoint_id", "envs", b"envs", "frontend_mode", b"frontend_mode", "open_to_public", b"open_to_public", "protocol", b"protocol", "request_id", b"request_id", "routes", b"routes", "runtime_variant", b"runtime_variant", "session_ids", b"session_ids", "ttl", b"ttl", "user_id", b"user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -129,15 +129,18 @@ class CircuitServiceServicer:
         """Creates a circuit on an ALIVE worker with a free slot of the requested
         frontend mode, and pushes it to that worker. Idempotent per request_id
         (the manager uses one per session app or endpoint): a retry returns the
-        same circuit. Errors: INVALID_FIELD, NO_CAPACITY (no worker slot),
-        REQUEST_ID_CONFLICT.
+        same circuit. With a ttl, the circuit expires at expires_at: the
+        coordinator then removes it, with its route, as DeleteCircuit does.
+        Errors: INVALID_FIELD (e.g. ttl negative or over 30 days), NO_CAPACITY
+        (no worker slot), REQUEST_ID_CONFLICT.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetCircuit(self, request, context):
-        """Reads one circuit. Read-only, idempotent. Errors: INVALID_FIELD,
+        """Reads one circuit. Read-only, idempotent. An expired circuit is never
+        returned (NOT_FOUND), even before it is removed. Errors: INVALID_FIELD,
         NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -145,8 +148,9 @@ class CircuitServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListCircuits(self, request, context):
-        """Lists circuits, ordered by creation time. Read-only, idempotent.
-        Errors: INVALID_FIELD, INVALID_PAGE_TOKEN.
+        """Lists circuits, ordered by creation time; expired circuits are never
+        listed. Read-only, idempotent. Errors: INVALID_FIELD,
+        INVALID_PAGE_TOKEN.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

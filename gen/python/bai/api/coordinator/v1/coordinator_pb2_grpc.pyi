@@ -65,16 +65,20 @@ class CircuitServiceStub:
     """Creates a circuit on an ALIVE worker with a free slot of the requested
     frontend mode, and pushes it to that worker. Idempotent per request_id
     (the manager uses one per session app or endpoint): a retry returns the
-    same circuit. Errors: INVALID_FIELD, NO_CAPACITY (no worker slot),
-    REQUEST_ID_CONFLICT.
+    same circuit. With a ttl, the circuit expires at expires_at: the
+    coordinator then removes it, with its route, as DeleteCircuit does.
+    Errors: INVALID_FIELD (e.g. ttl negative or over 30 days), NO_CAPACITY
+    (no worker slot), REQUEST_ID_CONFLICT.
     """
     GetCircuit: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.GetCircuitRequest, _coordinator_pb2.GetCircuitResponse]
-    """Reads one circuit. Read-only, idempotent. Errors: INVALID_FIELD,
+    """Reads one circuit. Read-only, idempotent. An expired circuit is never
+    returned (NOT_FOUND), even before it is removed. Errors: INVALID_FIELD,
     NOT_FOUND.
     """
     ListCircuits: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.ListCircuitsRequest, _coordinator_pb2.ListCircuitsResponse]
-    """Lists circuits, ordered by creation time. Read-only, idempotent.
-    Errors: INVALID_FIELD, INVALID_PAGE_TOKEN.
+    """Lists circuits, ordered by creation time; expired circuits are never
+    listed. Read-only, idempotent. Errors: INVALID_FIELD,
+    INVALID_PAGE_TOKEN.
     """
     UpdateRoutes: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.UpdateRoutesRequest, _coordinator_pb2.UpdateRoutesResponse]
     """Replaces a circuit's routes (backends and their traffic ratios), e.g.
@@ -129,16 +133,20 @@ class CircuitServiceAsyncStub(CircuitServiceStub):
     """Creates a circuit on an ALIVE worker with a free slot of the requested
     frontend mode, and pushes it to that worker. Idempotent per request_id
     (the manager uses one per session app or endpoint): a retry returns the
-    same circuit. Errors: INVALID_FIELD, NO_CAPACITY (no worker slot),
-    REQUEST_ID_CONFLICT.
+    same circuit. With a ttl, the circuit expires at expires_at: the
+    coordinator then removes it, with its route, as DeleteCircuit does.
+    Errors: INVALID_FIELD (e.g. ttl negative or over 30 days), NO_CAPACITY
+    (no worker slot), REQUEST_ID_CONFLICT.
     """
     GetCircuit: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.GetCircuitRequest, _coordinator_pb2.GetCircuitResponse]  # type: ignore[assignment]
-    """Reads one circuit. Read-only, idempotent. Errors: INVALID_FIELD,
+    """Reads one circuit. Read-only, idempotent. An expired circuit is never
+    returned (NOT_FOUND), even before it is removed. Errors: INVALID_FIELD,
     NOT_FOUND.
     """
     ListCircuits: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.ListCircuitsRequest, _coordinator_pb2.ListCircuitsResponse]  # type: ignore[assignment]
-    """Lists circuits, ordered by creation time. Read-only, idempotent.
-    Errors: INVALID_FIELD, INVALID_PAGE_TOKEN.
+    """Lists circuits, ordered by creation time; expired circuits are never
+    listed. Read-only, idempotent. Errors: INVALID_FIELD,
+    INVALID_PAGE_TOKEN.
     """
     UpdateRoutes: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.UpdateRoutesRequest, _coordinator_pb2.UpdateRoutesResponse]  # type: ignore[assignment]
     """Replaces a circuit's routes (backends and their traffic ratios), e.g.
@@ -196,8 +204,10 @@ class CircuitServiceServicer(metaclass=_abc_1.ABCMeta):
         """Creates a circuit on an ALIVE worker with a free slot of the requested
         frontend mode, and pushes it to that worker. Idempotent per request_id
         (the manager uses one per session app or endpoint): a retry returns the
-        same circuit. Errors: INVALID_FIELD, NO_CAPACITY (no worker slot),
-        REQUEST_ID_CONFLICT.
+        same circuit. With a ttl, the circuit expires at expires_at: the
+        coordinator then removes it, with its route, as DeleteCircuit does.
+        Errors: INVALID_FIELD (e.g. ttl negative or over 30 days), NO_CAPACITY
+        (no worker slot), REQUEST_ID_CONFLICT.
         """
 
     @_abc_1.abstractmethod
@@ -206,7 +216,8 @@ class CircuitServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _coordinator_pb2.GetCircuitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_coordinator_pb2.GetCircuitResponse, _abc.Awaitable[_coordinator_pb2.GetCircuitResponse]]:
-        """Reads one circuit. Read-only, idempotent. Errors: INVALID_FIELD,
+        """Reads one circuit. Read-only, idempotent. An expired circuit is never
+        returned (NOT_FOUND), even before it is removed. Errors: INVALID_FIELD,
         NOT_FOUND.
         """
 
@@ -216,8 +227,9 @@ class CircuitServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _coordinator_pb2.ListCircuitsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_coordinator_pb2.ListCircuitsResponse, _abc.Awaitable[_coordinator_pb2.ListCircuitsResponse]]:
-        """Lists circuits, ordered by creation time. Read-only, idempotent.
-        Errors: INVALID_FIELD, INVALID_PAGE_TOKEN.
+        """Lists circuits, ordered by creation time; expired circuits are never
+        listed. Read-only, idempotent. Errors: INVALID_FIELD,
+        INVALID_PAGE_TOKEN.
         """
 
     @_abc_1.abstractmethod
