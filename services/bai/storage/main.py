@@ -29,6 +29,7 @@ from bai.storage.api.file_servicer import FileServicer
 from bai.storage.api.storage_servicer import StorageServicer
 from bai.storage.config import StorageConfig
 from bai.storage.context import StorageContext
+from bai.storage.memory import limit_malloc_arenas
 from bai.storage.transfers.sweeper import sweep_forever
 
 log = logging.getLogger("bai.storage")
@@ -117,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("start", help="serve FileService (clients) and StorageService (manager)")
     args = parser.parse_args(argv)
+    limit_malloc_arenas()
 
     async def run() -> None:
         config = await load_component_config(StorageConfig, "storage", args.config, "BAI_STORAGE")
