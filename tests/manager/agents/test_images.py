@@ -106,7 +106,10 @@ async def test_image_service_lists_gets_aliases_and_forgets(
         assert image.canonical == canonical and image.registry == "cr.backend.ai"
         assert (image.project, image.tag) == ("stable", "1.0")
         assert list(image.installed_agent_ids) == [agent_id]
-        assert [p.name for p in image.service_ports] == ["jupyter", "sshd", "ttyd"]
+        assert [p.name for p in image.service_ports] == [
+            "jupyter",
+            "ttyd",
+        ]  # sshd: only with the feature
         for group, expected in (("default", [canonical]), (unique("sg"), [])):
             in_group = await invoke(
                 channel,

@@ -105,11 +105,15 @@ def test_service_ports_from_labels() -> None:
     assert [(p.name, p.protocol, p.container_ports, p.is_inference) for p in ports] == [
         ("jupyter", "http", (8080,), True),
         ("tb", "http", (6006, 6007), False),
-        ("sshd", "tcp", (2200,), False),
         ("ttyd", "http", (7681,), False),
     ]
     own_sshd = service_ports({"ai.backend.service-ports": "sshd:tcp:22"})
     assert [p.container_ports for p in own_sshd if p.name == "sshd"] == [(22,)]
+    # sshd only when the image says it ships one; the terminal gives way to a taken port.
+    with_sshd = service_ports({"ai.backend.features": "query sshd"})
+    assert [p.name for p in with_sshd] == ["ttyd", "sshd"]
+    taken = service_ports({"ai.backend.service-ports": "web:http:7681"})
+    assert [p.name for p in taken] == ["web"]
 
 
 def test_resource_limits_accelerators_features_and_type() -> None:

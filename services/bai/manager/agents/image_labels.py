@@ -38,11 +38,12 @@ class ServicePortLabel:
     is_inference: bool = False
 
 
-# Every kernel runs these, whatever its labels say (upstream's intrinsic ports).
-INTRINSIC = (
-    ServicePortLabel("sshd", "tcp", (2200,)),
-    ServicePortLabel("ttyd", "http", (7681,)),
-)
+# What every kernel offers besides its labels, as the agent decides it
+# (bai.agent.images.labels.kernel_service_ports): the terminal always, sshd only
+# when the image's features list "sshd" (the image must ship it).
+TTYD = ServicePortLabel("ttyd", "http", (7681,))
+SSHD = ServicePortLabel("sshd", "tcp", (2200,))
+FEATURE_SSHD = "sshd"
 
 
 def service_ports(labels: dict[str, str]) -> list[ServicePortLabel]:
@@ -54,8 +55,13 @@ def service_ports(labels: dict[str, str]) -> list[ServicePortLabel]:
         if not ports or any(not 0 < p < 65536 for p in ports):
             continue
         found.append(ServicePortLabel(name, protocol, ports, name in inference))
+    intrinsic = [TTYD, *([SSHD] if FEATURE_SSHD in features(labels) else [])]
     named = {p.name for p in found}
-    return [*found, *(p for p in INTRINSIC if p.name not in named)]
+    used = {port for p in found for port in p.container_ports}
+    extra = [
+        p for p in intrinsic if p.name not in named and not used.intersection(p.container_ports)
+    ]
+    return [*found, *extra]
 
 
 def quantity(raw: str) -> str | None:
