@@ -1,8 +1,9 @@
 // One session: its details, scheduling diagnostics while PENDING, status history,
-// kernels, live stats, logs, how to run code, and a destroy button. GetSession is read
-// again on each of its events (and every 2 s while PENDING: diagnostics change without
-// events).
+// kernels, its apps, live stats, logs, how to run code, and a destroy button. GetSession
+// is read again on each of its events (and every 2 s while PENDING: diagnostics change
+// without events).
 import { api, describeError, isUnauthenticated } from "./api";
+import { AppsPanel } from "./apps_panel";
 import { h } from "./dom";
 import type { SessionFeed } from "./feed";
 import {
@@ -72,6 +73,7 @@ export class SessionView {
   private readonly kernels = h("section", { class: "panel", id: "session-kernels" });
   private readonly code = h("textarea", { id: "session-code-input", rows: "3", placeholder: "print(6 * 7)" });
   private readonly cli = h("pre", { id: "session-code-cli", class: "cli" });
+  private readonly apps: AppsPanel;
   private readonly stats = new StatsPanel();
   private readonly logs = new LogsPanel();
   private readonly destroyBtn = h("button", { type: "button", id: "session-destroy", class: "danger" }, "Destroy");
@@ -84,6 +86,7 @@ export class SessionView {
     feed.subscribe((e) => {
       if (this.id && (e === null || e.sessionId === this.id)) void this.reload();
     });
+    this.apps = new AppsPanel(onExpired);
     this.destroyBtn.addEventListener("click", () => void this.destroy());
     this.code.addEventListener("input", () => this.showCli());
     const note = h(
@@ -104,6 +107,7 @@ export class SessionView {
       this.diagnostics,
       this.history,
       this.kernels,
+      this.apps.root,
       this.stats.root,
       this.logs.root,
       h("section", { class: "panel", id: "session-code" }, h("h3", {}, "Run code"), note, this.code, this.cli),
@@ -128,6 +132,7 @@ export class SessionView {
   close(): void {
     this.id = "";
     clearTimeout(this.pendingTimer);
+    this.apps.reset();
     this.stats.stop();
     this.logs.stop();
   }
@@ -214,6 +219,7 @@ export class SessionView {
       ),
     );
 
+    this.apps.follow(s.id, isLive(s.status));
     const names = new Map(s.kernels.map((k) => [k.id, kernelName(k)]));
     const hasAgent = s.kernels.some((k) => k.clusterRole === "main" && k.agentId);
     if (isLive(s.status) && !this.statsStarted) {
