@@ -125,6 +125,19 @@ async def test_upload_over_quota_is_refused_and_leaves_nothing(proxy: Proxy) -> 
     assert (usage.usage.used_bytes, usage.usage.limit_bytes) == (1000, 1000)
 
 
+async def test_racing_uploads_never_overfill_a_quota_scope(proxy: Proxy) -> None:
+    ref = await new_folder(proxy, limit=1000)
+    tokens = [await token_for(proxy, ref, f"race-{i}.bin") for i in range(8)]
+    results = await asyncio.gather(
+        *(upload(proxy.files, token, b"r" * 600) for token in tokens), return_exceptions=True
+    )
+    done = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(done) == 1 and len(refused) == 7, results
+    assert {reason_of(r) for r in refused} == {"STORAGE_QUOTA_EXCEEDED"}
+    assert sum(f.stat().st_size for f in folder_path(proxy, ref).iterdir()) == 600
+
+
 async def test_max_size_and_stream_order(proxy: Proxy) -> None:
     ref = await new_folder(proxy)
     token = await token_for(proxy, ref, "capped.bin", max_size=10)

@@ -126,14 +126,15 @@ class Upload:
                 reason="UPLOAD_OFFSET_MISMATCH",
                 metadata={"committed_size": str(committed)},
             )
-        pending = self.staging.pending_bytes(req.vf.scope.name, exclude=self.key)
-        self.volume.check_write(req.vf.scope, max(req.total_size - replaced, 0), pending)
-        self.fd = self.staging.open_locked(self.key)
+        with self.volume.reservations:
+            pending = self.staging.pending_bytes(req.vf.scope.name, exclude=self.key)
+            self.volume.check_write(req.vf.scope, max(req.total_size - replaced, 0), pending)
+            self.fd = self.staging.open_locked(self.key)
+            if not resuming:
+                os.ftruncate(self.fd, 0)
+                self.staging.write_header(self.key, header)
         if resuming:
             self._rehash(req.offset)
-        else:
-            os.ftruncate(self.fd, 0)
-            self.staging.write_header(self.key, header)
         self.committed = req.offset
         os.lseek(self.fd, self.committed, os.SEEK_SET)
         return UploadState(self.committed, False)

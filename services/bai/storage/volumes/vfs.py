@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,9 @@ class VfsVolume:
         self.control = self.root / CONTROL_DIR
         self.staging_dir = self.control / "staging"
         self.trash_dir = self.control / "trash"
+        # Held from an upload's quota check until its reservation (the staging
+        # header) is written, so two uploads cannot both fit into the same room.
+        self.reservations = threading.Lock()
 
     def prepare(self) -> None:
         for sub in ("quota", "metadata", "staging", "trash"):
