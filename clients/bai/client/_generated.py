@@ -5203,8 +5203,9 @@ class VFolderService:
         retry: bool | None = None,
     ) -> vfolder_pb2.DeleteFilesResponse:
         """Deletes files or directories. Needs READ_WRITE_DELETE. Idempotent:
-        missing paths are skipped. Large deletions continue in the background
-        (task_id). Errors: INVALID_FIELD, NOT_FOUND (folder),
+        missing paths are skipped. Recursive deletions (of unknown size)
+        continue in the background: the reply's task_id is a
+        BackgroundTaskService task. Errors: INVALID_FIELD, NOT_FOUND (folder),
         PATH_TYPE_MISMATCH (a directory without recursive), INVALID_STATE,
         SCOPE_FORBIDDEN, READ_ONLY_ROLE.
 
@@ -10866,8 +10867,9 @@ class AsyncVFolderService:
         retry: bool | None = None,
     ) -> vfolder_pb2.DeleteFilesResponse:
         """Deletes files or directories. Needs READ_WRITE_DELETE. Idempotent:
-        missing paths are skipped. Large deletions continue in the background
-        (task_id). Errors: INVALID_FIELD, NOT_FOUND (folder),
+        missing paths are skipped. Recursive deletions (of unknown size)
+        continue in the background: the reply's task_id is a
+        BackgroundTaskService task. Errors: INVALID_FIELD, NOT_FOUND (folder),
         PATH_TYPE_MISMATCH (a directory without recursive), INVALID_STATE,
         SCOPE_FORBIDDEN, READ_ONLY_ROLE.
 

@@ -73,7 +73,12 @@ async def test_mkdir_list_move_delete(world: World, channel: grpc.aio.Channel) -
     exc = await refused(world.call(channel, world.owner, "DeleteFiles", delete))
     assert reason_of(exc) == "PATH_TYPE_MISMATCH"
     delete.recursive = True
-    await world.call(channel, world.owner, "DeleteFiles", delete)
+    reply = await world.call(channel, world.owner, "DeleteFiles", delete)
+    # A recursive deletion continues in the background: follow its task to the end.
+    assert reply.task_id
+    tasks = world.manager.ctx.tasks
+    events = [record async for _, record in tasks.watch(reply.task_id)]
+    assert events[-1].status == "done" and events[-1].kind == "vfolder.delete-files"
     assert not (root / "a").exists() and (root / "d/file.txt").exists()
 
 

@@ -196,7 +196,12 @@ class VFolderServicer(vfolder_pb2_grpc.VFolderServiceServicer):
         doomed = paths.relpaths(v, "paths", list(request.paths), 1000)
         v.raise_if_any()
         loaded = await self._ready(call, request.vfolder_id, Perm.WD, write=True)
-        await files.delete_files(self.proxies, loaded, doomed, request.recursive)
+        if request.recursive:
+            task = await files.delete_trees(
+                self.tasks, self.proxies, loaded, doomed, call.principal
+            )
+            return pb.DeleteFilesResponse(task_id=task.id)
+        await files.delete_files(self.proxies, loaded, doomed, False)
         return pb.DeleteFilesResponse()
 
     @unary(audit=(_VFOLDER, "upload-token"))

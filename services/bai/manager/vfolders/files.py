@@ -15,6 +15,7 @@ from bai.api.manager.v1 import vfolder_pb2 as pb
 from bai.api.storage.v1 import storage_pb2 as spb
 from bai.common.errors import BaiError, ResourceExhausted
 from bai.manager.auth.principal import Principal
+from bai.manager.bgtasks import BackgroundTasks, Progress, TaskRecord
 from bai.manager.vfolders.creation import vfolder_ref
 from bai.manager.vfolders.hosts import allowed_hosts_for
 from bai.manager.vfolders.lifecycle import require_ready
@@ -76,6 +77,23 @@ async def delete_files(
 ) -> None:
     request = spb.DeleteFilesRequest(vfolder=ref(loaded), relpaths=paths, recursive=recursive)
     await call(proxies, loaded, "DeleteFiles", request)
+
+
+async def delete_trees(
+    tasks: BackgroundTasks, proxies: StorageProxies, loaded: Loaded, paths: list[str], p: Principal
+) -> TaskRecord:
+    """A recursive deletion, whose size is unknown, as a background task: the proxy
+    works without a deadline and the caller follows the task."""
+    request = spb.DeleteFilesRequest(vfolder=ref(loaded), relpaths=paths, recursive=True)
+    proxy = host_of(loaded.row).proxy
+
+    async def work(progress: Progress) -> dict[str, str]:
+        await progress.update(0, len(paths), "deleting")
+        await proxies.call(proxy, "DeleteFiles", request, deadline=False)
+        await progress.update(len(paths), len(paths), f"deleted {len(paths)} paths")
+        return {"vfolder_id": str(loaded.row.id)}
+
+    return await tasks.start("vfolder.delete-files", p, work)
 
 
 @dataclass(frozen=True)

@@ -126,8 +126,9 @@ class VFolderServiceStub:
     """
     DeleteFiles: _grpc.UnaryUnaryMultiCallable[_vfolder_pb2.DeleteFilesRequest, _vfolder_pb2.DeleteFilesResponse]
     """Deletes files or directories. Needs READ_WRITE_DELETE. Idempotent:
-    missing paths are skipped. Large deletions continue in the background
-    (task_id). Errors: INVALID_FIELD, NOT_FOUND (folder),
+    missing paths are skipped. Recursive deletions (of unknown size)
+    continue in the background: the reply's task_id is a
+    BackgroundTaskService task. Errors: INVALID_FIELD, NOT_FOUND (folder),
     PATH_TYPE_MISMATCH (a directory without recursive), INVALID_STATE,
     SCOPE_FORBIDDEN, READ_ONLY_ROLE.
     """
@@ -318,8 +319,9 @@ class VFolderServiceAsyncStub(VFolderServiceStub):
     """
     DeleteFiles: _aio.UnaryUnaryMultiCallable[_vfolder_pb2.DeleteFilesRequest, _vfolder_pb2.DeleteFilesResponse]  # type: ignore[assignment]
     """Deletes files or directories. Needs READ_WRITE_DELETE. Idempotent:
-    missing paths are skipped. Large deletions continue in the background
-    (task_id). Errors: INVALID_FIELD, NOT_FOUND (folder),
+    missing paths are skipped. Recursive deletions (of unknown size)
+    continue in the background: the reply's task_id is a
+    BackgroundTaskService task. Errors: INVALID_FIELD, NOT_FOUND (folder),
     PATH_TYPE_MISMATCH (a directory without recursive), INVALID_STATE,
     SCOPE_FORBIDDEN, READ_ONLY_ROLE.
     """
@@ -579,8 +581,9 @@ class VFolderServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_vfolder_pb2.DeleteFilesResponse, _abc.Awaitable[_vfolder_pb2.DeleteFilesResponse]]:
         """Deletes files or directories. Needs READ_WRITE_DELETE. Idempotent:
-        missing paths are skipped. Large deletions continue in the background
-        (task_id). Errors: INVALID_FIELD, NOT_FOUND (folder),
+        missing paths are skipped. Recursive deletions (of unknown size)
+        continue in the background: the reply's task_id is a
+        BackgroundTaskService task. Errors: INVALID_FIELD, NOT_FOUND (folder),
         PATH_TYPE_MISMATCH (a directory without recursive), INVALID_STATE,
         SCOPE_FORBIDDEN, READ_ONLY_ROLE.
         """

@@ -1930,8 +1930,9 @@ export const VFolderService: GenService<{
   },
   /**
    * Deletes files or directories. Needs READ_WRITE_DELETE. Idempotent:
-   * missing paths are skipped. Large deletions continue in the background
-   * (task_id). Errors: INVALID_FIELD, NOT_FOUND (folder),
+   * missing paths are skipped. Recursive deletions (of unknown size)
+   * continue in the background: the reply's task_id is a
+   * BackgroundTaskService task. Errors: INVALID_FIELD, NOT_FOUND (folder),
    * PATH_TYPE_MISMATCH (a directory without recursive), INVALID_STATE,
    * SCOPE_FORBIDDEN, READ_ONLY_ROLE.
    *
