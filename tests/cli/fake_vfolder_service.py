@@ -220,7 +220,17 @@ class FakeVFolders(vfolder_pb2_grpc.VFolderServiceServicer):
                 shutil.rmtree(target)
             else:
                 target.unlink(missing_ok=True)
-        return vfolder_pb2.DeleteFilesResponse()
+        if not request.recursive:
+            return vfolder_pb2.DeleteFilesResponse()
+        # As the manager does: a recursive deletion is a background task (done here).
+        task = bgtask_pb2.BackgroundTask(
+            id=str(uuid.uuid4()),
+            kind="vfolder.delete-files",
+            status=bgtask_pb2.BACKGROUND_TASK_STATUS_DONE,
+        )
+        done = bgtask_pb2.BACKGROUND_TASK_EVENT_TYPE_DONE
+        self.state.tasks[task.id] = [bgtask_pb2.WatchTaskResponse(type=done, task=task)]
+        return vfolder_pb2.DeleteFilesResponse(task_id=task.id)
 
     @handler
     def RequestUploadToken(self, request: Any, context: Any) -> Any:

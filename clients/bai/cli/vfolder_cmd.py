@@ -206,9 +206,10 @@ def update_options(args: argparse.Namespace, ctx: Context) -> int:
     return _update(ctx, args.folder, changes, paths)
 
 
-def _follow_task(
+def follow_task(
     ctx: Context, client: Client, task_id: str, label: str
 ) -> bgtask_pb2.BackgroundTask:
+    """Watch a background task to its end, noting progress on stderr; its last state."""
     last = bgtask_pb2.BackgroundTask()
     for event in client.tasks.watch_task(task_id=task_id, timeout=None):
         last = event.task
@@ -216,6 +217,13 @@ def _follow_task(
             extra = f" {last.message}" if last.message else ""
             ctx.note(f"{label}: {last.current_progress}/{last.total_progress}{extra}")
     return last
+
+
+def require_done(task: bgtask_pb2.BackgroundTask, what: str, reason: str) -> None:
+    if task.status != bgtask_pb2.BACKGROUND_TASK_STATUS_DONE:
+        state = short_enum_name(bgtask_pb2.BackgroundTaskStatus.DESCRIPTOR, task.status)
+        detail = "; ".join([task.message, *task.errors]) or "no detail"
+        raise errors.Internal(f"{what} {state}: {detail}", reason=reason)
 
 
 def clone(args: argparse.Namespace, ctx: Context) -> int:
@@ -234,13 +242,8 @@ def clone(args: argparse.Namespace, ctx: Context) -> int:
         else:
             ctx.print(f"cloning into vfolder {target.name} ({target.id}); task {reply.task_id}")
         return 0
-    task = _follow_task(ctx, client, reply.task_id, f"cloning into {target.name}")
-    if task.status != bgtask_pb2.BACKGROUND_TASK_STATUS_DONE:
-        state = short_enum_name(bgtask_pb2.BackgroundTaskStatus.DESCRIPTOR, task.status)
-        detail = "; ".join([task.message, *task.errors]) or "no detail"
-        raise errors.Internal(
-            f"cloning into {target.name} {state}: {detail}", reason="CLONE_FAILED"
-        )
+    task = follow_task(ctx, client, reply.task_id, f"cloning into {target.name}")
+    require_done(task, f"cloning into {target.name}", "CLONE_FAILED")
     folder = client.vfolders.get_vfolder(vfolder_id=target.id).vfolder
     if ctx.json:
         print_object(ctx, folder)

@@ -25,7 +25,7 @@ from bai.cli.admin._common import leaf
 from bai.cli.context import Context, UsageError
 from bai.cli.output import print_done, to_dict
 from bai.cli.session_files import files_table
-from bai.cli.vfolder_cmd import add_folder_arg, folder_id
+from bai.cli.vfolder_cmd import add_folder_arg, folder_id, follow_task, require_done
 from bai.cli.vfolder_progress import TransferBar
 from bai.client import Client, errors
 from bai.client.vfolder_archive import download_archive, download_dir
@@ -74,8 +74,10 @@ def rm_file(args: argparse.Namespace, ctx: Context) -> int:
     reply = client.vfolders.delete_files(
         vfolder_id=folder_id(client, args.folder), paths=args.paths, recursive=args.recursive
     )
-    later = f" (continuing in background task {reply.task_id})" if reply.task_id else ""
-    print_done(ctx, f"deleted {', '.join(args.paths)}{later}", reply)
+    if reply.task_id:  # a recursive deletion runs as a background task: wait for it
+        task = follow_task(ctx, client, reply.task_id, "deleting")
+        require_done(task, f"deleting {', '.join(args.paths)}", "DELETE_FAILED")
+    print_done(ctx, f"deleted {', '.join(args.paths)}", reply)
     return 0
 
 
