@@ -6,11 +6,24 @@ domain; role USER only lists the groups it may create sessions in.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, false, func, or_, select, update
+from sqlalchemy import (
+    Executable,
+    Select,
+    bindparam,
+    delete,
+    exists,
+    false,
+    func,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -207,33 +220,57 @@ async def disassociate(
     return await _target_domain(db, kind, value)
 
 
+def _project_domain(project_id: uuid.UUID) -> Select[str]:
+    return select(ProjectRow.domain_name).where(ProjectRow.id == project_id)
+
+
+@functools.cache
+def _allowed_query(by_keypair: bool, project_given: bool, public_only: bool) -> Executable:
+    """Built once per shape, with bound parameters (domain_name, access_key, project_id,
+    user_id): SQLAlchemy then finds its compiled statement without rebuilding the key.
+    With a project, its domain rides along with the groups (one statement when any
+    group is allowed)."""
+    by_domain = ScalingGroupForDomainRow.domain_name == bindparam("domain_name")
+    domain_groups = select(ScalingGroupForDomainRow.scaling_group).where(by_domain)
+    sources = [ScalingGroupRow.name.in_(domain_groups)]
+    if by_keypair:
+        by_access_key = ScalingGroupForKeypairRow.access_key == bindparam("access_key")
+        keypair_groups = select(ScalingGroupForKeypairRow.scaling_group).where(by_access_key)
+        sources.append(ScalingGroupRow.name.in_(keypair_groups))
+    by_project = select(ScalingGroupForProjectRow.scaling_group)
+    project_domain: Any = null()
+    if project_given:
+        project_id = bindparam("project_id", type_=ScalingGroupForProjectRow.project_id.type)
+        by_project = by_project.where(ScalingGroupForProjectRow.project_id == project_id)
+        project_domain = select(ProjectRow.domain_name).where(ProjectRow.id == project_id)
+        project_domain = project_domain.scalar_subquery()
+    else:
+        by_project = by_project.join(
+            ProjectMemberRow, ProjectMemberRow.project_id == ScalingGroupForProjectRow.project_id
+        ).where(ProjectMemberRow.user_id == bindparam("user_id"))
+    sources.append(ScalingGroupRow.name.in_(by_project))
+    query = select(ScalingGroupRow, project_domain).where(ScalingGroupRow.is_active, or_(*sources))
+    if public_only:
+        query = query.where(ScalingGroupRow.is_public)
+    return query.order_by(ScalingGroupRow.name)
+
+
 async def list_allowed(
     db: AsyncSession, p: Principal, project_id: uuid.UUID | None
 ) -> Sequence[ScalingGroupRow]:
     """Active groups the caller may create sessions in, ordered by name."""
-    sources = [ScalingGroupRow.name.in_(_domain_groups(p.domain_name))]
-    if p.access_key:
-        sources.append(
-            ScalingGroupRow.name.in_(
-                select(ScalingGroupForKeypairRow.scaling_group).where(
-                    ScalingGroupForKeypairRow.access_key == p.access_key
-                )
-            )
-        )
-    by_project = select(ScalingGroupForProjectRow.scaling_group)
+    query = _allowed_query(
+        bool(p.access_key), project_id is not None, gets_user_view_of_scaling_groups(p)
+    )
+    params = {
+        "domain_name": p.domain_name,
+        "access_key": p.access_key,
+        "project_id": project_id,
+        "user_id": p.user_id,
+    }
+    rows = (await db.execute(query, params)).all()
     if project_id is not None:
-        project_domain = await db.scalar(
-            select(ProjectRow.domain_name).where(ProjectRow.id == project_id)
-        )
-        if project_domain is None or not can_read_project_of(p, project_domain, project_id):
+        domain = rows[0][1] if rows else await db.scalar(_project_domain(project_id))
+        if domain is None or not can_read_project_of(p, domain, project_id):
             raise NotFound("project not found")
-        by_project = by_project.where(ScalingGroupForProjectRow.project_id == project_id)
-    else:
-        by_project = by_project.join(
-            ProjectMemberRow, ProjectMemberRow.project_id == ScalingGroupForProjectRow.project_id
-        ).where(ProjectMemberRow.user_id == p.user_id)
-    sources.append(ScalingGroupRow.name.in_(by_project))
-    query = select(ScalingGroupRow).where(ScalingGroupRow.is_active, or_(*sources))
-    if gets_user_view_of_scaling_groups(p):
-        query = query.where(ScalingGroupRow.is_public)
-    return list((await db.execute(query.order_by(ScalingGroupRow.name))).scalars())
+    return [row[0] for row in rows]

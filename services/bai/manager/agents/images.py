@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -128,13 +128,17 @@ def _not_found(reference: str, architecture: str, detail: str = "") -> NotFound:
     return NotFound(message + (f": {detail}" if detail else ""), reason="IMAGE_NOT_FOUND")
 
 
+# Built once, parameters apart: every session create runs it.
+_BY_CANONICAL = select(ImageRow).where(
+    ImageRow.canonical == bindparam("canonical"),
+    ImageRow.architecture == bindparam("architecture"),
+    ImageRow.status == "ALIVE",
+)
+
+
 async def _by_canonical(db: AsyncSession, canonical: str, architecture: str) -> ImageRow | None:
-    query = select(ImageRow).where(
-        ImageRow.canonical == canonical,
-        ImageRow.architecture == architecture,
-        ImageRow.status == "ALIVE",
-    )
-    row: ImageRow | None = (await db.execute(query)).scalar_one_or_none()
+    params = {"canonical": canonical, "architecture": architecture}
+    row: ImageRow | None = (await db.execute(_BY_CANONICAL, params)).scalar_one_or_none()
     return row
 
 

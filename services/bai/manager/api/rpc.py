@@ -16,12 +16,12 @@ import typing
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import grpc
 from google.protobuf.message import Message
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import CursorResult, Executable, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -151,6 +151,29 @@ def _is_connection_error(exc: SQLAlchemyError) -> bool:
     return getattr(exc, "connection_invalidated", False) or "connect" in type(exc).__name__.lower()
 
 
+# Core statements built once, parameters apart, run on bare connections: every write
+# RPC runs them, and SQLAlchemy then finds the compiled form without rebuilding its
+# cache key or setting up an ORM session.
+_REQUEST_LOG = cast(Table, RequestLogRow.__table__)
+_STORED_REPLY = select(_REQUEST_LOG.c.request_digest, _REQUEST_LOG.c.response).where(
+    _REQUEST_LOG.c.method == bindparam("method"),
+    _REQUEST_LOG.c.request_id == bindparam("request_id"),
+    _REQUEST_LOG.c.caller == bindparam("caller"),
+)
+_STORE_REPLY = insert(_REQUEST_LOG).on_conflict_do_nothing()
+_INSERT_AUDIT = insert(cast(Table, AuditLogRow.__table__))
+
+
+async def _run_alone(
+    ctx: ManagerContext, statement: Executable, params: dict[str, Any]
+) -> CursorResult[Any]:
+    """One statement in autocommit: atomic on its own, without BEGIN and COMMIT round
+    trips (results are buffered, so they outlive the connection)."""
+    async with ctx.engine.connect() as db:
+        await db.execution_options(isolation_level="AUTOCOMMIT")
+        return await db.execute(statement, params)
+
+
 async def _idempotent(
     fn: Handler[Req, Resp], servicer: Servicer, request: Req, call: Call, request_id: str
 ) -> Resp:
@@ -162,13 +185,8 @@ async def _idempotent(
     """
     digest = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
     caller = f"{call.principal.user_id}:{call.principal.role.value}"
-    key = (
-        (RequestLogRow.method == call.method)
-        & (RequestLogRow.request_id == request_id)
-        & (RequestLogRow.caller == caller)
-    )
-    async with call.ctx.sessions() as db:
-        stored = (await db.execute(select(RequestLogRow).where(key))).scalar_one_or_none()
+    key = {"method": call.method, "request_id": request_id, "caller": caller}
+    stored = (await _run_alone(call.ctx, _STORED_REPLY, key)).first()
     if stored is not None:
         if stored.request_digest != digest:
             raise FailedPrecondition(
@@ -178,18 +196,8 @@ async def _idempotent(
         reply.ParseFromString(stored.response)
         return reply
     reply = await fn(servicer, request, call)
-    async with call.ctx.sessions() as db, db.begin():
-        await db.execute(
-            insert(RequestLogRow)
-            .values(
-                method=call.method,
-                request_id=request_id,
-                caller=caller,
-                request_digest=digest,
-                response=reply.SerializeToString(),
-            )
-            .on_conflict_do_nothing()
-        )
+    values = {**key, "request_digest": digest, "response": reply.SerializeToString()}
+    await _run_alone(call.ctx, _STORE_REPLY, values)
     return reply
 
 
@@ -208,7 +216,7 @@ async def _write_audit(
         reason = "CANCELLED"
     elif failure is not None:
         reason = "INTERNAL"
-    row = AuditLogRow(
+    entry = dict(
         actor_user_id=call.principal.user_id,
         actor_access_key=call.principal.access_key,
         actor_email=call.principal.email,
@@ -223,7 +231,6 @@ async def _write_audit(
         duration_ms=elapsed * 1000,
     )
     try:
-        async with call.ctx.sessions() as db, db.begin():
-            db.add(row)
+        await _run_alone(call.ctx, _INSERT_AUDIT, entry)
     except SQLAlchemyError:
         log.exception("could not write audit log entry", extra={"method": call.method})

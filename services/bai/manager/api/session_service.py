@@ -52,7 +52,8 @@ class SessionServicer(SessionStreams, SessionFiles):
         self, request: pb.CreateSessionRequest, call: Call
     ) -> pb.CreateSessionResponse:
         spec = parse_create(request)
-        cursor = await events.latest_cursor(self.ctx.redis)
+        # Waiting starts from the events before the insert, so none is missed.
+        cursor = "" if request.enqueue_only else await events.latest_cursor(self.ctx.redis)
         async with self.ctx.sessions() as db, db.begin():
             loaded, pending = await create.enqueue(
                 db, call.principal, spec, _now(), self.ctx.storage
@@ -61,12 +62,14 @@ class SessionServicer(SessionStreams, SessionFiles):
         call.entity_id, call.domain_name = str(session.id), session.domain_name
         await publish_quietly(self.ctx.redis, pending)
         await wake(self.ctx.redis)
-        timed_out = False
-        if not request.enqueue_only:
-            max_wait = request.max_wait.ToTimedelta().total_seconds() or None
-            timed_out = await waiting.wait_settled(
-                self.ctx.sessions, self.ctx.redis, session.id, max_wait, cursor
-            )
+        if request.enqueue_only:
+            # The rows as committed: no need to read them back.
+            queries.require_visible(call.principal, session)
+            return pb.CreateSessionResponse(session=queries.session_to_proto(loaded, detail=True))
+        max_wait = request.max_wait.ToTimedelta().total_seconds() or None
+        timed_out = await waiting.wait_settled(
+            self.ctx.sessions, self.ctx.redis, session.id, max_wait, cursor
+        )
         return pb.CreateSessionResponse(
             session=await self._get(call, session.id), wait_timed_out=timed_out
         )

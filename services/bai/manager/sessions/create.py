@@ -2,7 +2,9 @@
 
 Everything runs in the caller's transaction under an advisory lock on the
 owner's access key, so that concurrent creates of one owner see each other
-(name uniqueness, pending-session limits, request_id replays).
+(name uniqueness, pending-session limits, request_id replays). The statements
+run on every call are in create_reads.py; the checks on what they return, in
+their order, are here.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bai.api.manager.v1 import session_pb2
@@ -34,9 +36,10 @@ from bai.manager.agents.image_catalog import require_usable
 from bai.manager.agents.images import resolve_image
 from bai.manager.auth.principal import Principal, Role
 from bai.manager.db.compute import AgentRow, KernelRow, SessionRow
-from bai.manager.db.identity import KeypairRow, ProjectMemberRow, ProjectRow, UserRow
-from bai.manager.db.policies import KeypairResourcePolicyRow, ScalingGroupRow
+from bai.manager.db.policies import ScalingGroupRow
+from bai.manager.sessions import create_reads as reads
 from bai.manager.sessions import lifecycle, resources, transitions
+from bai.manager.sessions.create_reads import Owner
 from bai.manager.sessions.queries import LoadedSession, load
 from bai.manager.vfolders.mounts import resolve_mounts
 from bai.manager.vfolders.storage_client import StorageProxies
@@ -78,24 +81,6 @@ class NewSession:
     mounts: tuple[session_pb2.SessionMountRequest, ...] = ()
 
 
-@dataclass(frozen=True)
-class Owner:
-    user: UserRow
-    access_key: str
-    policy: KeypairResourcePolicyRow
-
-    def principal(self, project_id: uuid.UUID) -> Principal:
-        return Principal(
-            user_id=self.user.id,
-            username=self.user.username,
-            email=self.user.email,
-            role=Role(self.user.role),
-            domain_name=self.user.domain_name,
-            access_key=self.access_key,
-            project_ids=frozenset({project_id}),
-        )
-
-
 def _missing(what: str) -> FailedPrecondition:
     return FailedPrecondition(f"{what} does not exist", reason="REFERENCE_NOT_FOUND")
 
@@ -104,64 +89,33 @@ def _is_admin(p: Principal) -> bool:
     return p.role in (Role.SUPERADMIN, Role.ADMIN)
 
 
-async def _owner(db: AsyncSession, p: Principal, spec: NewSession) -> Owner:
+async def _owner(
+    db: AsyncSession, p: Principal, spec: NewSession
+) -> tuple[Owner, uuid.UUID | None]:
+    """The owner and the project the session goes to (None: no such project); the
+    project is checked later, after the policy's limits."""
     if spec.owner_access_key and not _is_admin(p):
         raise PermissionDenied(
             "only admins create sessions for someone else", reason="ROLE_FORBIDDEN"
         )
     access_key = spec.owner_access_key or p.access_key
-    query = (
-        select(KeypairRow, UserRow, KeypairResourcePolicyRow)
-        .join(UserRow, UserRow.id == KeypairRow.user_id)
-        .outerjoin(
-            KeypairResourcePolicyRow,
-            KeypairResourcePolicyRow.name == KeypairRow.resource_policy,
-        )
-    )
-    if access_key:
-        query = query.where(KeypairRow.access_key == access_key)
-    else:
-        # Bearer-token callers: their oldest active keypair owns the session.
-        query = query.where(KeypairRow.user_id == p.user_id, KeypairRow.is_active)
-        query = query.order_by(KeypairRow.created_at)
-    found = (await db.execute(query.limit(1))).first()
-    if found is None:
+    row = await reads.owner_row(db, access_key, p.user_id, spec.project_id)
+    if row is None:
         raise _missing("owner keypair")
-    keypair, user, policy = found
     if spec.owner_access_key:
-        if not p.is_superadmin and user.domain_name != p.domain_name:
+        if not p.is_superadmin and row.domain_name != p.domain_name:
             raise _missing("owner keypair")
-        if not keypair.is_active or user.status != "active":
+        if not row.keypair_active or row.user_status != "active":
             raise FailedPrecondition("the owner's keypair is inactive", reason="INVALID_STATE")
-    if policy is None:
+    if row.policy_name is None:
         raise _missing("keypair resource policy")
-    return Owner(user, keypair.access_key, policy)
-
-
-async def _project(db: AsyncSession, owner: Owner, project_id: uuid.UUID | None) -> ProjectRow:
-    query = (
-        select(ProjectRow)
-        .join(ProjectMemberRow, ProjectMemberRow.project_id == ProjectRow.id)
-        .where(
-            ProjectMemberRow.user_id == owner.user.id,
-            ProjectRow.domain_name == owner.user.domain_name,
-            ProjectRow.is_active,
-        )
-    )
-    if project_id is not None:
-        query = query.where(ProjectRow.id == project_id)
-    else:
-        query = query.order_by((ProjectRow.name != "default"), ProjectRow.created_at)
-    project = (await db.execute(query.limit(1))).scalar_one_or_none()
-    if project is None:
-        raise _missing("project (of which the owner is a member)")
-    return project
+    return Owner.of(row), row.project_id
 
 
 async def _scaling_group(
-    db: AsyncSession, owner: Owner, project: ProjectRow, wanted: str
+    db: AsyncSession, owner: Owner, project_id: uuid.UUID, wanted: str
 ) -> ScalingGroupRow:
-    allowed = list(await list_allowed(db, owner.principal(project.id), project.id))
+    allowed = list(await list_allowed(db, owner.principal(project_id), project_id))
     if wanted:
         for group in allowed:
             if group.name == wanted:
@@ -189,64 +143,22 @@ def _check_type(p: Principal, group: ScalingGroupRow, session_type: str) -> None
         )
 
 
-async def _group_agents(
-    db: AsyncSession, group: str
-) -> tuple[set[str], list[resources.AgentCapacity]]:
-    """The capacity of the group's schedulable ALIVE agents, and every slot type its
-    connected agents know (only the columns needed: agent rows are wide)."""
-    a = AgentRow
-    query = select(
-        a.id, a.architecture, a.available_slots, a.slot_types, a.status, a.schedulable
-    ).where(a.scaling_group == group, a.status.in_(("ALIVE", "RESTARTING")))
-    rows = (await db.execute(query)).all()
-    known = set().union(*(row.slot_types.keys() for row in rows)) if rows else set()
-    capacity = [
-        resources.AgentCapacity(r.id, r.architecture, Slots.from_wire(r.available_slots))
-        for r in rows
-        if r.status == "ALIVE" and r.schedulable
-    ]
-    return known, capacity
-
-
-async def _pending_limits(db: AsyncSession, owner: Owner, asked: Slots) -> None:
-    policy = owner.policy
-    if not policy.max_pending_session_count and not policy.max_pending_session_resource_slots:
+def _pending_limits(owner: Owner, pending: list[dict[str, str]] | None, asked: Slots) -> None:
+    if pending is None:
         return
-    rows = (
-        await db.execute(
-            select(SessionRow.requested_slots).where(
-                SessionRow.access_key == owner.access_key, SessionRow.status == "PENDING"
-            )
-        )
-    ).scalars()
-    pending = list(rows)
-    if policy.max_pending_session_count and len(pending) >= policy.max_pending_session_count:
+    most = owner.max_pending_session_count
+    if most and len(pending) >= most:
         raise ResourceExhausted(
-            f"at most {policy.max_pending_session_count} sessions may wait at once",
-            reason="QUOTA_EXCEEDED",
+            f"at most {most} sessions may wait at once", reason="QUOTA_EXCEEDED"
         )
     used = total([Slots.from_wire(s) for s in pending]) + asked
-    slot = resources.exceeds(policy.max_pending_session_resource_slots, used)
+    slot = resources.exceeds(owner.max_pending_session_resource_slots, used)
     if slot is not None:
         raise ResourceExhausted(
             f"pending sessions would ask for more {slot} than the keypair policy allows",
             reason="QUOTA_EXCEEDED",
             metadata={"slot": slot},
         )
-
-
-async def _check_name(db: AsyncSession, access_key: str, name: str) -> None:
-    taken = await db.scalar(
-        select(func.count())
-        .select_from(SessionRow)
-        .where(
-            SessionRow.access_key == access_key,
-            SessionRow.name == name,
-            SessionRow.status.not_in(lifecycle.SESSION_TERMINAL),
-        )
-    )
-    if taken:
-        raise AlreadyExists(f"a live session named {name!r} already exists")
 
 
 async def _dependencies(db: AsyncSession, owner: Owner, refs: tuple[str, ...]) -> list[str]:
@@ -259,7 +171,7 @@ async def _dependencies(db: AsyncSession, owner: Owner, refs: tuple[str, ...]) -
             pass
         found = await db.scalar(
             select(SessionRow.id)
-            .where(SessionRow.user_id == owner.user.id, condition)
+            .where(SessionRow.user_id == owner.user_id, condition)
             .order_by(SessionRow.created_at.desc())
             .limit(1)
         )
@@ -302,21 +214,36 @@ def request_key(p: Principal, request_id: str) -> str:
     return hashlib.sha256(f"{p.user_id}:{request_id}".encode()).hexdigest()
 
 
-async def _replay(db: AsyncSession, p: Principal, spec: NewSession) -> LoadedSession | None:
-    if not spec.request_id:
-        return None
-    found = await db.scalar(
-        select(SessionRow.id).where(SessionRow.request_id == request_key(p, spec.request_id))
-    )
-    if found is None:
-        return None
-    loaded = await load(db, found)
+async def _replay(db: AsyncSession, session_id: uuid.UUID, spec: NewSession) -> LoadedSession:
+    loaded = await load(db, session_id)
     assert loaded is not None
     if loaded.session.status_data.get("request_digest") != spec.digest:
         raise FailedPrecondition(
             "request_id was used with different parameters", reason="REQUEST_ID_CONFLICT"
         )
     return loaded
+
+
+def _kernels(session: SessionRow, per_kernel: Slots, now: datetime) -> list[KernelRow]:
+    return [
+        KernelRow(
+            id=uuid.uuid4(),
+            session_id=session.id,
+            cluster_role="main" if index == 0 else "sub",
+            cluster_idx=1 if index == 0 else index,
+            local_rank=0,
+            cluster_hostname="main1" if index == 0 else f"sub{index}",
+            image=session.image,
+            architecture=session.architecture,
+            status="PENDING",
+            status_changed_at=now,
+            status_history=[lifecycle.history_entry("PENDING", now)],
+            requested_slots=per_kernel.to_wire(),
+            occupied_slots={},
+            created_at=now,
+        )
+        for index in range(session.cluster_size)
+    ]
 
 
 async def enqueue(
@@ -328,31 +255,32 @@ async def enqueue(
 ) -> tuple[LoadedSession, transitions.PendingEvents]:
     """Check and insert a PENDING session; a request_id replay returns the earlier one.
 
-    `storage` resolves vfolder mounts (required when the spec has some)."""
+    The new rows are returned as inserted (transient: not in `db`). `storage`
+    resolves vfolder mounts (required when the spec has some)."""
     if p.role is Role.MONITOR:
         raise PermissionDenied("monitors cannot create sessions", reason="READ_ONLY_ROLE")
-    owner = await _owner(db, p, spec)
-    await db.execute(select(func.pg_advisory_xact_lock(func.hashtext(owner.access_key))))
-    replay = await _replay(db, p, spec)
-    if replay is not None:
-        return replay, transitions.PendingEvents()
-    policy = owner.policy
-    if spec.cluster_size > max(policy.max_containers_per_session, 1):
+    owner, project_id = await _owner(db, p, spec)
+    await reads.lock_owner(db, owner)
+    name = spec.name or f"s-{secrets.token_hex(4)}"
+    key = request_key(p, spec.request_id) if spec.request_id else None
+    seen = await reads.owner_sessions(db, owner, name, key)
+    if seen.replay_id is not None:
+        return await _replay(db, seen.replay_id, spec), transitions.PendingEvents()
+    if spec.cluster_size > max(owner.max_containers_per_session, 1):
         raise ResourceExhausted(
-            f"at most {policy.max_containers_per_session} containers per session",
+            f"at most {owner.max_containers_per_session} containers per session",
             reason="QUOTA_EXCEEDED",
         )
     priority = 10 if spec.priority is None else spec.priority
-    if priority > policy.max_priority:
-        raise InvalidArgument(
-            [FieldViolation("priority", f"must be at most {policy.max_priority}")]
-        )
-    project = await _project(db, owner, spec.project_id)
+    if priority > owner.max_priority:
+        raise InvalidArgument([FieldViolation("priority", f"must be at most {owner.max_priority}")])
+    if project_id is None:
+        raise _missing("project (of which the owner is a member)")
     image = await resolve_image(db, spec.image, spec.architecture)
-    await require_usable(db, owner.principal(project.id), image)
-    group = await _scaling_group(db, owner, project, spec.scaling_group)
+    await require_usable(db, owner.principal(project_id), image)
+    group = await _scaling_group(db, owner, project_id, spec.scaling_group)
     _check_type(p, group, spec.session_type)
-    known, capacity = await _group_agents(db, group.name)
+    known, capacity = await reads.group_agents(db, group.name)
     per_kernel = resources.kernel_slots(spec.slots, image.labels, known)
     resources.require_some_capacity(
         per_kernel,
@@ -362,22 +290,22 @@ async def enqueue(
         capacity,
     )
     requested = per_kernel.scaled(spec.cluster_size)
-    await _pending_limits(db, owner, requested)
-    name = spec.name or f"s-{secrets.token_hex(4)}"
-    await _check_name(db, owner.access_key, name)
+    _pending_limits(owner, seen.pending, requested)
+    if seen.name_taken:
+        raise AlreadyExists(f"a live session named {name!r} already exists")
     dependencies = await _dependencies(db, owner, spec.dependencies)
     agent_list = await _agent_list(db, p, spec.agent_list)
-    mounts = await _mounts(db, owner.principal(project.id), spec, storage)
+    mounts = await _mounts(db, owner.principal(project_id), spec, storage)
     session = SessionRow(
         id=uuid.uuid4(),
         name=name,
-        request_id=request_key(p, spec.request_id) if spec.request_id else None,
+        request_id=key,
         session_type=spec.session_type,
         cluster_mode=spec.cluster_mode,
         cluster_size=spec.cluster_size,
-        domain_name=owner.user.domain_name,
-        project_id=project.id,
-        user_id=owner.user.id,
+        domain_name=owner.domain_name,
+        project_id=project_id,
+        user_id=owner.user_id,
         access_key=owner.access_key,
         scaling_group=group.name,
         image=image.canonical,
@@ -404,28 +332,8 @@ async def enqueue(
         starts_at=spec.starts_at,
         created_at=now,
     )
+    # Sets status, its reason, info, time, history and transition_retries.
     pending = transitions.set_session_status(session, "PENDING", now)
-    db.add(session)
-    # No ORM relationship orders the inserts: the session row goes first.
-    await db.flush()
-    kernels = [
-        KernelRow(
-            id=uuid.uuid4(),
-            session_id=session.id,
-            cluster_role="main" if index == 0 else "sub",
-            cluster_idx=1 if index == 0 else index,
-            local_rank=0,
-            cluster_hostname="main1" if index == 0 else f"sub{index}",
-            image=image.canonical,
-            architecture=image.architecture,
-            status="PENDING",
-            status_history=[lifecycle.history_entry("PENDING", now)],
-            requested_slots=per_kernel.to_wire(),
-            occupied_slots={},
-            created_at=now,
-        )
-        for index in range(spec.cluster_size)
-    ]
-    db.add_all(kernels)
-    await db.flush()
+    kernels = _kernels(session, per_kernel, now)
+    await reads.insert_rows(db, session, kernels)
     return LoadedSession(session, kernels), pending
