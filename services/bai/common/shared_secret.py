@@ -1,4 +1,4 @@
-"""Service-to-service calls carry a shared secret in metadata; one check for all.
+"""A call's text metadata, and the shared secret service-to-service calls carry in it.
 
 Agents, the storage proxy and the coordinator accept calls from the manager
 (and the manager accepts agents' registry streams) when the caller shows the
@@ -10,10 +10,18 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
+from typing import Any
+
+import grpc
 
 from bai.common.errors import Unauthenticated
 
 INTERNAL_TOKEN_HEADER = "x-bai-internal-token"
+
+
+def text_metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    """The call's metadata as a dict, binary ("-bin") values left out."""
+    return {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
 
 
 def check_shared_secret(

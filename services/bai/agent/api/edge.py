@@ -20,7 +20,7 @@ from bai.agent.runtime.base import RuntimeFailure
 from bai.common.errors import FailedPrecondition, Unavailable
 from bai.common.grpc_errors import to_grpc_status
 from bai.common.metrics import rpc_observer
-from bai.common.shared_secret import check_shared_secret
+from bai.common.shared_secret import check_shared_secret, text_metadata
 
 AGENT_HEADER = "x-bai-agent-id"
 SERVICE = "bai.api.agent.v1.AgentService"
@@ -48,10 +48,6 @@ def check_caller(config: AgentConfig, metadata: dict[str, str]) -> None:
         )
 
 
-def _metadata(context: Context) -> dict[str, str]:
-    return {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-
-
 def _domain_error(exc: BaseException) -> BaseException:
     if isinstance(exc, RuntimeFailure):
         return Unavailable(f"container runtime: {exc}")
@@ -66,7 +62,7 @@ def unary(
         method = f"/{SERVICE}/{fn.__name__}"
         started = time.perf_counter()
         try:
-            check_caller(self.config, _metadata(context))
+            check_caller(self.config, text_metadata(context))
             reply = await fn(self, request, context)
         except Exception as exc:
             status = to_grpc_status(_domain_error(exc))
@@ -87,7 +83,7 @@ def streaming(
         method = f"/{SERVICE}/{fn.__name__}"
         started = time.perf_counter()
         try:
-            check_caller(self.config, _metadata(context))
+            check_caller(self.config, text_metadata(context))
             async for reply in fn(self, request, context):
                 yield reply
         except Exception as exc:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from bai.common.errors import Unavailable
 from bai.common.grpc_errors import to_grpc_status
 from bai.common.metrics import rpc_observer
-from bai.common.shared_secret import check_shared_secret
+from bai.common.shared_secret import check_shared_secret, text_metadata
 
 observe_rpc = rpc_observer("coordinator")
 
@@ -46,7 +46,7 @@ def unary(
         method = f"/{self.SERVICE}/{fn.__name__}"
         started = time.perf_counter()
         try:
-            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            metadata = text_metadata(context)
             check_caller(self.internal_token, metadata)
             if self.shutting_down():
                 raise Unavailable("the coordinator is shutting down", reason="SHUTTING_DOWN")

@@ -31,7 +31,7 @@ from bai.common.errors import (
 )
 from bai.common.grpc_errors import to_grpc_status
 from bai.common.metrics import rpc_observer
-from bai.common.shared_secret import check_shared_secret
+from bai.common.shared_secret import check_shared_secret, text_metadata
 from bai.common.text_fields import nul_fields
 from bai.manager.agents import ingest, registry, wire
 from bai.manager.agents.orphans import OrphanReaper
@@ -326,7 +326,7 @@ class AgentRegistryServicer(reg_grpc.AgentRegistryServiceServicer):
         applier: asyncio.Task[None] | None = None
         status: grpc.Status | None = None
         try:
-            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            metadata = text_metadata(context)
             # The token is checked after the first message is read: a stream
             # aborted before it reads lets the client's in-flight send fail,
             # and grpc then reports INTERNAL to the agent instead of our status.

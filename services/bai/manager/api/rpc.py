@@ -34,6 +34,7 @@ from bai.common.errors import (
 )
 from bai.common.grpc_errors import to_grpc_status
 from bai.common.metrics import rpc_observer
+from bai.common.shared_secret import text_metadata
 from bai.common.text_fields import nul_fields
 from bai.manager.auth.principal import Principal, Role
 from bai.manager.context import ManagerContext
@@ -84,7 +85,7 @@ def unary(
         ) -> Resp:
             method = f"/{self.SERVICE}/{fn.__name__}"
             started = time.perf_counter()
-            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            metadata = text_metadata(context)
             call: Call | None = None
             code = grpc.StatusCode.OK
             failure: BaseException | None = None

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bai.common.errors import FieldViolation, InvalidArgument, Unavailable
 from bai.common.grpc_errors import to_grpc_status
+from bai.common.shared_secret import text_metadata
 from bai.common.text_fields import nul_fields
 from bai.manager.api.rpc import Call, Servicer, observe_rpc
 
@@ -46,7 +47,7 @@ def server_stream() -> Callable[[StreamHandler], Callable[..., Any]]:
         ) -> AsyncIterator[Message]:
             method = f"/{self.SERVICE}/{fn.__name__}"
             started = time.perf_counter()
-            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            metadata = text_metadata(context)
             failure: BaseException | None = None
             status: grpc.Status | None = None
             code = grpc.StatusCode.OK
@@ -92,7 +93,7 @@ def client_stream() -> Callable[[ClientStreamHandler], Callable[..., Any]]:
         ) -> Message:
             method = f"/{self.SERVICE}/{fn.__name__}"
             started = time.perf_counter()
-            metadata = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            metadata = text_metadata(context)
             failure: BaseException | None = None
             status: grpc.Status | None = None
             code = grpc.StatusCode.OK

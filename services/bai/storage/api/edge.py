@@ -18,7 +18,7 @@ from grpc_status import rpc_status
 from bai.common.errors import Unavailable
 from bai.common.grpc_errors import to_rpc_status
 from bai.common.metrics import rpc_observer
-from bai.common.shared_secret import check_shared_secret
+from bai.common.shared_secret import check_shared_secret, text_metadata
 from bai.storage.context import StorageContext
 from bai.storage.transfers.upload import ChecksumMismatch
 
@@ -37,10 +37,6 @@ class HasContext(Protocol):
     manager_only: bool
 
 
-def metadata_of(context: Context) -> dict[str, str]:
-    return {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
-
-
 def check_manager(ctx: StorageContext, metadata: dict[str, str]) -> None:
     check_shared_secret(ctx.config.manager_token, metadata, MANAGER_TOKEN_HEADER)
 
@@ -49,7 +45,7 @@ def _check(owner: HasContext, context: Context) -> None:
     if owner.ctx.shutting_down:
         raise Unavailable("the storage proxy is shutting down", reason="SHUTTING_DOWN")
     if owner.manager_only:
-        check_manager(owner.ctx, metadata_of(context))
+        check_manager(owner.ctx, text_metadata(context))
 
 
 def grpc_status_of(exc: BaseException) -> grpc.Status:

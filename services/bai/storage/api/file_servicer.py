@@ -10,12 +10,12 @@ from contextlib import aclosing
 from bai.api.storage.v1 import file_pb2 as pb
 from bai.api.storage.v1 import file_pb2_grpc
 from bai.common.errors import FailedPrecondition, InvalidArgument
+from bai.common.shared_secret import text_metadata
 from bai.storage import folder_ops, tokens
 from bai.storage.api import convert
 from bai.storage.api.edge import (
     Context,
     client_streaming,
-    metadata_of,
     server_streaming,
     unary,
 )
@@ -46,7 +46,7 @@ class FileServicer(file_pb2_grpc.FileServiceServicer):
         self, context: Context, token_field: str, path: str, ops: tuple[tokens.Op, ...]
     ) -> tuple[tokens.TransferClaims, VfsVolume, VFolderId, Parts]:
         claims = tokens.verify(
-            self.ctx.jwt_secret, tokens.bearer(metadata_of(context), token_field)
+            self.ctx.jwt_secret, tokens.bearer(text_metadata(context), token_field)
         )
         tokens.check_op(claims, ops)
         parts = tokens.scoped_path(claims, path)
