@@ -24,8 +24,7 @@ from bai.api.storage.v1 import storage_pb2, storage_pb2_grpc
 from bai.client import Client, KeypairCredentials
 from bai.client.vfolder_archive import download_dir
 from bai.client.vfolder_transfers import TransferRetry, download_file, upload_file
-from bai.stack.testing import free_ports
-from bai.storage.testing import BAI, ProxyProcess
+from bai.storage.testing import BAI, ProxyProcess, running_proxy
 from tests.client.fakes import ACCESS_KEY, SECRET_KEY, Fake, handler, serve
 
 MiB = 1 << 20
@@ -73,22 +72,8 @@ class TokenIssuer(vfolder_pb2_grpc.VFolderServiceServicer):
 
 @pytest.fixture
 def proxy(tmp_path: Path) -> Iterator[ProxyProcess]:
-    client_port, manager_port = free_ports(2)
-    volume = tmp_path / "volume"
-    volume.mkdir()
-    process = ProxyProcess(
-        volume,
-        tmp_path / "proxy.log",
-        client_port=client_port,
-        manager_port=manager_port,
-        jwt_secret=JWT_SECRET,
-        manager_token=MANAGER_TOKEN,
-    )
-    process.start()
-    try:
+    with running_proxy(tmp_path, jwt_secret=JWT_SECRET, manager_token=MANAGER_TOKEN) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture

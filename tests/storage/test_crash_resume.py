@@ -13,8 +13,7 @@ import pytest
 
 from bai.api.storage.v1 import file_pb2, file_pb2_grpc, storage_pb2_grpc
 from bai.api.storage.v1 import storage_pb2 as pb
-from bai.stack.testing import free_ports
-from bai.storage.testing import ProxyProcess
+from bai.storage.testing import ProxyProcess, running_proxy
 from tests.storage.conftest import AUTH, JWT_SECRET, MANAGER_TOKEN, folder_ref
 from tests.storage.transfer_client import committed_at_least, upload
 
@@ -24,22 +23,8 @@ SIZE = 8 * CHUNK + 12345
 
 @pytest.fixture
 def proxy_process(tmp_path: Path) -> Iterator[ProxyProcess]:
-    client_port, manager_port = free_ports(2)
-    volume = tmp_path / "volume"
-    volume.mkdir()
-    process = ProxyProcess(
-        volume,
-        tmp_path / "proxy.log",
-        client_port=client_port,
-        manager_port=manager_port,
-        jwt_secret=JWT_SECRET,
-        manager_token=MANAGER_TOKEN,
-    )
-    process.start()
-    try:
+    with running_proxy(tmp_path, jwt_secret=JWT_SECRET, manager_token=MANAGER_TOKEN) as process:
         yield process
-    finally:
-        process.stop()
 
 
 async def test_upload_resumes_after_the_proxy_is_killed(proxy_process: ProxyProcess) -> None:

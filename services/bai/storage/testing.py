@@ -8,10 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bai.stack.testing import free_ports
 
 BAI = Path(sys.executable).parent / "bai"
 
@@ -86,6 +90,27 @@ class ProxyProcess:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+@contextmanager
+def running_proxy(workdir: Path, *, jwt_secret: str, manager_token: str) -> Iterator[ProxyProcess]:
+    """A started proxy on free ports over a fresh volume in `workdir`; stopped after."""
+    client_port, manager_port = free_ports(2)
+    volume = workdir / "volume"
+    volume.mkdir()
+    process = ProxyProcess(
+        volume,
+        workdir / "proxy.log",
+        client_port=client_port,
+        manager_port=manager_port,
+        jwt_secret=jwt_secret,
+        manager_token=manager_token,
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 class GatewayProcess:
