@@ -16,6 +16,7 @@ from bai.cli.fields import key_value_map, slot_value
 from bai.cli.output import to_dict
 from bai.cli.progress import TERMINAL, follow_startup, status_name, transition_text
 from bai.cli.units import parse_duration, parse_size
+from bai.cli.vfolder_cmd import PERMISSIONS
 from bai.client import Client
 
 BOOTSTRAP_LIMIT = 64 * 1024
@@ -95,18 +96,11 @@ def _slots(args: argparse.Namespace) -> dict[str, str]:
     return slots
 
 
-MOUNT_PERMISSIONS = {
-    "ro": storage_pb2.MOUNT_PERMISSION_READ_ONLY,
-    "rw": storage_pb2.MOUNT_PERMISSION_READ_WRITE,
-    "wd": storage_pb2.MOUNT_PERMISSION_READ_WRITE_DELETE,
-}
-
-
 def mount_request(spec: str) -> session_pb2.SessionMountRequest:
     """``FOLDER``, ``FOLDER:PATH``, ``FOLDER:ro`` or ``FOLDER:PATH:rw``; FOLDER is a
     name or an id, PATH absolute or relative to /home/work."""
     parts = spec.split(":")
-    permission = MOUNT_PERMISSIONS.get(parts[-1]) if len(parts) > 1 else None
+    permission = PERMISSIONS.get(parts[-1]) if len(parts) > 1 else None
     if permission is not None:
         parts = parts[:-1]
     if not parts[0] or len(parts) > 2:
