@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bai.manager import redis_client
 from bai.manager.agents import commands, liveness
 from bai.manager.agents.pool import AgentClientPool
 from bai.manager.agents.streams import AgentStreams
@@ -69,7 +70,7 @@ class ManagerContext:
             config.db.url, pool_size=config.db.pool_size, pool_pre_ping=True
         )
         sessions = async_sessionmaker(engine, expire_on_commit=False)
-        redis = Redis.from_url(config.redis.url)
+        redis = redis_client.Redis.from_url(config.redis.url)
         lookup = CredentialLookup(sessions)
         authenticator = Authenticator(lookup, redis, config.auth)
         return cls(config, engine, sessions, redis, authenticator, lookup)
