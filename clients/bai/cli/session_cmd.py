@@ -195,14 +195,15 @@ def _session_arg(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any, name: str, help_text: str, common: argparse.ArgumentParser) -> None:
-    from bai.cli import exec_cmd, session_create, session_files, session_streams
+    from bai.cli import exec_cmd, session_commit, session_create, session_files, session_streams
 
     p = sub.add_parser(
         name,
         help=help_text,
         description=(
             "Compute sessions: create them, list and inspect them, run code in them, follow "
-            "their logs, events and statistics, move files in and out, destroy them. "
+            "their logs, events and statistics, move files in and out, commit them to "
+            "images, destroy them. "
             "ID|NAME is a session id or the name of one of your live sessions."
         ),
     )
@@ -244,3 +245,4 @@ def register(sub: Any, name: str, help_text: str, common: argparse.ArgumentParse
     session_streams.register(cmds, common)
     session_files.register(cmds, common)
     exec_cmd.register(cmds, common)
+    session_commit.register(cmds, common)

@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from typing import Any, TypeAlias
 
 from bai.api.common.v1 import storage_pb2
-from bai.api.manager.v1 import bgtask_pb2, vfolder_pb2
+from bai.api.manager.v1 import vfolder_pb2
 from bai.cli.admin._common import UUID, add_paging, leaf, project_id, take
 from bai.cli.context import Context, UsageError
 from bai.cli.fields import enum_choices
 from bai.cli.output import print_list, print_object, table, to_dict
+from bai.cli.tasks import follow_task, require_done
 from bai.client import Client, errors
 from bai.client._requests import short_enum_name
 
@@ -204,26 +205,6 @@ def update_options(args: argparse.Namespace, ctx: Context) -> int:
     if not paths:
         raise UsageError("nothing to update: give --permission, --cloneable or --usage-mode")
     return _update(ctx, args.folder, changes, paths)
-
-
-def follow_task(
-    ctx: Context, client: Client, task_id: str, label: str
-) -> bgtask_pb2.BackgroundTask:
-    """Watch a background task to its end, noting progress on stderr; its last state."""
-    last = bgtask_pb2.BackgroundTask()
-    for event in client.tasks.watch_task(task_id=task_id, timeout=None):
-        last = event.task
-        if last.total_progress and not ctx.json:
-            extra = f" {last.message}" if last.message else ""
-            ctx.note(f"{label}: {last.current_progress}/{last.total_progress}{extra}")
-    return last
-
-
-def require_done(task: bgtask_pb2.BackgroundTask, what: str, reason: str) -> None:
-    if task.status != bgtask_pb2.BACKGROUND_TASK_STATUS_DONE:
-        state = short_enum_name(bgtask_pb2.BackgroundTaskStatus.DESCRIPTOR, task.status)
-        detail = "; ".join([task.message, *task.errors]) or "no detail"
-        raise errors.Internal(f"{what} {state}: {detail}", reason=reason)
 
 
 def clone(args: argparse.Namespace, ctx: Context) -> int:

@@ -25,7 +25,8 @@ from bai.cli.admin._common import leaf
 from bai.cli.context import Context, UsageError
 from bai.cli.output import print_done, to_dict
 from bai.cli.session_files import files_table
-from bai.cli.vfolder_cmd import add_folder_arg, folder_id, follow_task, require_done
+from bai.cli.tasks import follow_task, require_done
+from bai.cli.vfolder_cmd import add_folder_arg, folder_id
 from bai.cli.vfolder_progress import TransferBar
 from bai.client import Client, errors
 from bai.client.vfolder_archive import download_archive, download_dir

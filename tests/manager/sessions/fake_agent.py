@@ -87,6 +87,9 @@ class FakeAgentState:
     # Apps started per kernel (service name -> host port), and the app RPCs received.
     services: dict[str, dict[str, int]] = field(default_factory=dict)
     service_calls: list[str] = field(default_factory=list)
+    # CommitKernel requests received; `commit_refusal` is raised instead of committing.
+    commits: list[agent_pb2.CommitKernelRequest] = field(default_factory=list)
+    commit_refusal: Exception | None = None
 
 
 class FakeAgentService(agent_pb2_grpc.AgentServiceServicer):
@@ -183,6 +186,26 @@ class FakeAgentService(agent_pb2_grpc.AgentServiceServicer):
         self.state.service_calls.append(f"stop {request.service}")
         self.state.services.get(request.kernel_id, {}).pop(request.service, None)
         return agent_pb2.ShutdownServiceResponse()
+
+    async def CommitKernel(
+        self, request: agent_pb2.CommitKernelRequest, context: Any
+    ) -> AsyncIterator[agent_pb2.CommitKernelResponse]:
+        self.state.commits.append(request)
+        refusal = self.state.commit_refusal
+        if refusal is None and request.kernel_id not in self.state.kernels:
+            refusal = NotFound("kernel not found", reason="NOT_FOUND")
+        if refusal is not None:
+            await context.abort_with_status(to_grpc_status(refusal))
+        yield agent_pb2.CommitKernelResponse(progress=agent_pb2.ImageProgress(message="committing"))
+        image = image_pb2.ImageRef(
+            canonical=request.target.canonical,
+            architecture=request.target.architecture,
+            digest="sha256:" + uuid.uuid4().hex * 2,
+            is_local=True,
+        )
+        yield agent_pb2.CommitKernelResponse(
+            result=agent_pb2.CommitResult(image=image, size_bytes=123456)
+        )
 
     async def Execute(
         self, request_iterator: AsyncIterator[agent_pb2.ExecuteRequest], context: Any

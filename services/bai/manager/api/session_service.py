@@ -2,8 +2,7 @@
 
 The streaming RPCs (Execute, StreamLogs, WatchStats, WatchEvents) are in
 session_streams.py, the file RPCs in session_files.py; apps (StartService and
-friends) are in bai.manager.apps. Commits arrive with a later issue and answer
-NOT_IMPLEMENTED.
+friends) are in bai.manager.apps, commits in bai.manager.sessions.commit.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from datetime import UTC, datetime
 
 from bai.api.agent.v1 import agent_pb2
 from bai.api.manager.v1 import session_pb2 as pb
-from bai.common.errors import BaiError, Unimplemented
+from bai.common.errors import BaiError
 from bai.manager.agents import wire
 from bai.manager.agents.kernel_updates import KernelReport, apply_kernel_report, publish_quietly
 from bai.manager.api import app_requests
@@ -23,7 +22,7 @@ from bai.manager.api.session_requests import parse_create, session_name
 from bai.manager.api.session_streams import SessionStreams
 from bai.manager.context import ManagerContext
 from bai.manager.db.compute import KernelRow
-from bai.manager.sessions import control, create, events, names, queries, waiting
+from bai.manager.sessions import commit, control, create, events, names, queries, waiting
 from bai.manager.sessions.scheduling_loop import wake
 from bai.manager.validation import Violations
 
@@ -225,12 +224,6 @@ class SessionServicer(SessionStreams, SessionFiles):
             loaded = await queries.load_visible(db, call.principal, session_id)
         return queries.status_history_to_proto(loaded)
 
-    async def _later(self, what: str, request_session_id: str, call: Call) -> None:
-        session_id = _session_id(request_session_id)
-        async with self.ctx.sessions() as db:
-            await queries.load_visible(db, call.principal, session_id)
-        raise Unimplemented(f"{what} arrives with a later issue")
-
     @unary(audit=("session", "start-service"))
     async def StartService(
         self, request: pb.StartServiceRequest, call: Call
@@ -258,9 +251,14 @@ class SessionServicer(SessionStreams, SessionFiles):
         session_id = _session_id(request.session_id)
         return pb.ListServicesResponse(apps=await self.ctx.apps.list(call.principal, session_id))
 
-    @unary()
+    @unary(audit=("session", "commit"))
     async def CommitSession(
         self, request: pb.CommitSessionRequest, call: Call
     ) -> pb.CommitSessionResponse:
-        await self._later("committing sessions", request.session_id, call)
-        return pb.CommitSessionResponse()
+        session_id = _session_id(request.session_id)
+        call.entity_id = str(session_id)
+        want = commit.parse_commit(session_id, request.image_name, request.image_tag, _now())
+        task = await commit.start_commit(
+            self.ctx.sessions, self.ctx.agent_pool, self.ctx.tasks, call.principal, want
+        )
+        return pb.CommitSessionResponse(task_id=task.id)

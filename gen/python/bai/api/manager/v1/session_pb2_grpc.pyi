@@ -150,7 +150,11 @@ class SessionServiceStub:
     """
     CommitSession: _grpc.UnaryUnaryMultiCallable[_session_pb2.CommitSessionRequest, _session_pb2.CommitSessionResponse]
     """Commits the main kernel's container to a new customized image owned by
-    the caller (upstream commit/imagify); runs as a background task.
+    the caller (upstream commit/imagify), named
+    bai.local/customized/<caller uuid hex>/<image_name>:<tag>; runs as a
+    background task whose result holds image, image_id and digest. The
+    session must be RUNNING on the Docker runtime (a process-runtime kernel
+    has no writable image layer: the task fails).
     Idempotent per request_id. Errors: INVALID_FIELD, NOT_FOUND,
     SESSION_NOT_READY, QUOTA_EXCEEDED (max_customized_image_count),
     AGENT_UNAVAILABLE, REQUEST_ID_CONFLICT, READ_ONLY_ROLE.
@@ -297,7 +301,11 @@ class SessionServiceAsyncStub(SessionServiceStub):
     """
     CommitSession: _aio.UnaryUnaryMultiCallable[_session_pb2.CommitSessionRequest, _session_pb2.CommitSessionResponse]  # type: ignore[assignment]
     """Commits the main kernel's container to a new customized image owned by
-    the caller (upstream commit/imagify); runs as a background task.
+    the caller (upstream commit/imagify), named
+    bai.local/customized/<caller uuid hex>/<image_name>:<tag>; runs as a
+    background task whose result holds image, image_id and digest. The
+    session must be RUNNING on the Docker runtime (a process-runtime kernel
+    has no writable image layer: the task fails).
     Idempotent per request_id. Errors: INVALID_FIELD, NOT_FOUND,
     SESSION_NOT_READY, QUOTA_EXCEEDED (max_customized_image_count),
     AGENT_UNAVAILABLE, REQUEST_ID_CONFLICT, READ_ONLY_ROLE.
@@ -537,7 +545,11 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_session_pb2.CommitSessionResponse, _abc.Awaitable[_session_pb2.CommitSessionResponse]]:
         """Commits the main kernel's container to a new customized image owned by
-        the caller (upstream commit/imagify); runs as a background task.
+        the caller (upstream commit/imagify), named
+        bai.local/customized/<caller uuid hex>/<image_name>:<tag>; runs as a
+        background task whose result holds image, image_id and digest. The
+        session must be RUNNING on the Docker runtime (a process-runtime kernel
+        has no writable image layer: the task fails).
         Idempotent per request_id. Errors: INVALID_FIELD, NOT_FOUND,
         SESSION_NOT_READY, QUOTA_EXCEEDED (max_customized_image_count),
         AGENT_UNAVAILABLE, REQUEST_ID_CONFLICT, READ_ONLY_ROLE.

@@ -2506,7 +2506,11 @@ export const SessionService: GenService<{
   },
   /**
    * Commits the main kernel's container to a new customized image owned by
-   * the caller (upstream commit/imagify); runs as a background task.
+   * the caller (upstream commit/imagify), named
+   * bai.local/customized/<caller uuid hex>/<image_name>:<tag>; runs as a
+   * background task whose result holds image, image_id and digest. The
+   * session must be RUNNING on the Docker runtime (a process-runtime kernel
+   * has no writable image layer: the task fails).
    * Idempotent per request_id. Errors: INVALID_FIELD, NOT_FOUND,
    * SESSION_NOT_READY, QUOTA_EXCEEDED (max_customized_image_count),
    * AGENT_UNAVAILABLE, REQUEST_ID_CONFLICT, READ_ONLY_ROLE.
