@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "vfolder": ("bai.cli.vfolder_cmd", "virtual folders: create, share, upload and download files"),
     "app": ("bai.cli.app_cmd", "open an app (jupyter, terminal, ...) of a session in a browser"),
     "apps": ("bai.cli.app_cmd", "list a session's apps and which of them run"),
+    "image": ("bai.cli.image_cmd", "list and inspect images; alias, forget, rescan and pull them"),
 }
 # server command -> (module whose main(argv) runs it, one-line help)
 SERVERS: dict[str, tuple[str, str]] = {

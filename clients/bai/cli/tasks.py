@@ -33,5 +33,5 @@ def _progress_line(task: bgtask_pb2.BackgroundTask) -> str:
 def require_done(task: bgtask_pb2.BackgroundTask, what: str, reason: str) -> None:
     if task.status != bgtask_pb2.BACKGROUND_TASK_STATUS_DONE:
         state = short_enum_name(bgtask_pb2.BackgroundTaskStatus.DESCRIPTOR, task.status)
-        detail = "; ".join([task.message, *task.errors]) or "no detail"
+        detail = "; ".join(p for p in [task.message, *task.errors] if p) or "no detail"
         raise errors.Internal(f"{what} {state}: {detail}", reason=reason)
