@@ -25,6 +25,7 @@ from bai.agent.runner.layout import ENV_RUN_DIR, ENV_WORK_DIR, RUN_MOUNT, RUNNER
 from bai.agent.runtime.base import (
     LABEL_KERNEL_ID,
     BindMount,
+    CommitUnsupported,
     ImageInfo,
     ImageMissing,
     ImagePullFailed,
@@ -234,6 +235,15 @@ class HostProcessRuntime:
             mem_used_bytes=rss_pages * os.sysconf("SC_PAGE_SIZE"),
             mem_limit_bytes=sandbox.spec.mem_limit,
         )
+
+    async def commit(self, sandbox_id: str, ref: str, labels: dict[str, str]) -> ImageInfo:
+        raise CommitUnsupported("host processes have no image layer to commit")
+
+    async def push_image(
+        self, ref: str, auth: dict[str, str] | None
+    ) -> AsyncIterator[PullProgress]:
+        raise CommitUnsupported("host processes have no images to push")
+        yield  # pragma: no cover - makes this a generator
 
     async def close(self) -> None:
         return None

@@ -1,4 +1,4 @@
-"""AgentService handlers for the node: ports, images, hardware, health, apps."""
+"""AgentService handlers for the node: ports, images, commits, hardware, health, apps."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from bai.agent.api.edge import Context, streaming, unary
 from bai.agent.config import AgentConfig
 from bai.agent.context import AgentContext
 from bai.agent.kernels.apps import start_app, stop_app
+from bai.agent.kernels.commit import commit_kernel
 from bai.agent.kernels.image_ops import image_not_found, needs_pull
 from bai.agent.kernels.lifecycle import KernelManager
 from bai.agent.node import hardware_info, health
 from bai.api.agent.v1 import agent_pb2
-from bai.common.errors import InvalidArgument, Unavailable, Unimplemented
+from bai.common.errors import InvalidArgument, Unavailable
 from bai.common.grpc_errors import to_rpc_status
 
 
@@ -152,5 +153,6 @@ class NodeRpcs:
     async def CommitKernel(
         self, request: agent_pb2.CommitKernelRequest, context: Context
     ) -> AsyncIterator[agent_pb2.CommitKernelResponse]:
-        raise Unimplemented("committing kernels to images is not implemented yet")
-        yield agent_pb2.CommitKernelResponse()  # pragma: no cover - makes this a generator
+        _required(request.kernel_id, "kernel_id")
+        async for reply in commit_kernel(self.km, request):
+            yield reply

@@ -50,7 +50,7 @@ def needs_pull(local: ImageInfo | None, ref: image_pb2.ImageRef, policy: int) ->
     return bool(ref.digest) and ref.digest != local.digest
 
 
-def _auth(ref: image_pb2.ImageRef) -> dict[str, str] | None:
+def registry_auth(ref: image_pb2.ImageRef) -> dict[str, str] | None:
     if not ref.registry.username:
         return None
     return {"username": ref.registry.username, "password": ref.registry.password}
@@ -96,7 +96,7 @@ class ImageService:
         self._event(reg.IMAGE_EVENT_TYPE_PULL_STARTED, ref)
         last = 0.0
         try:
-            async for progress in self.runtime.pull_image(ref.canonical, _auth(ref)):
+            async for progress in self.runtime.pull_image(ref.canonical, registry_auth(ref)):
                 if time.monotonic() - last >= PROGRESS_EVERY:
                     last = time.monotonic()
                     self._event(reg.IMAGE_EVENT_TYPE_PULL_PROGRESS, ref, progress)

@@ -50,6 +50,14 @@ class SandboxStartFailed(RuntimeFailure):
     """The sandbox could not be created or started."""
 
 
+class CommitUnsupported(RuntimeFailure):
+    """This runtime cannot turn a sandbox's filesystem into an image."""
+
+
+class ImagePushFailed(RuntimeFailure):
+    """Pushing an image to its registry failed."""
+
+
 @dataclass(frozen=True)
 class BindMount:
     source: Path
@@ -175,6 +183,17 @@ class KernelRuntime(Protocol):
         ...
 
     async def remove_image(self, ref: str, force: bool) -> None: ...
+
+    async def commit(self, sandbox_id: str, ref: str, labels: dict[str, str]) -> ImageInfo:
+        """Save the running sandbox's filesystem as image `ref` ("repo:tag") with the
+        source image's defaults plus `labels`; the sandbox's own environment and labels
+        do not become the image's. Raises CommitUnsupported, SandboxNotFound."""
+        ...
+
+    def push_image(self, ref: str, auth: dict[str, str] | None) -> AsyncIterator[PullProgress]:
+        """Push `ref` to the registry its name holds, yielding progress; raises
+        ImagePushFailed (ImageMissing when `ref` is not present)."""
+        ...
 
     async def start(self, spec: SandboxSpec) -> SandboxState:
         """Create and start the sandbox; raises ImageMissing or SandboxStartFailed."""

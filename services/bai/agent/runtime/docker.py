@@ -12,14 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import aiodocker
-import aiohttp
 from aiodocker.exceptions import DockerError
 
 from bai.agent.runtime.base import (
@@ -40,30 +38,12 @@ from bai.agent.runtime.base import (
     SandboxStats,
 )
 from bai.agent.runtime.cgroups import docker_cgroup, read_counters, read_net_dev
+from bai.agent.runtime.docker_commit import commit_container, push_image
+from bai.agent.runtime.docker_errors import CONFLICT, NOT_MODIFIED, docker_errors
 from bai.agent.runtime.docker_logs import demultiplex, parse_docker_time
 
-# aiodocker's status for "could not reach dockerd at all".
-CANNOT_CONNECT = 900
-NOT_FOUND = 404
-NOT_MODIFIED = 304
-CONFLICT = 409
 DOCKER_ARCHITECTURES = {"amd64": "x86_64", "arm64": "aarch64", "arm64/v8": "aarch64"}
 CONTAINER_NAME_PREFIX = "bai-kernel-"
-
-
-@contextmanager
-def docker_errors(missing: type[RuntimeFailure], what: str) -> Iterator[None]:
-    """Map aiodocker/aiohttp failures: 404 -> `missing`, unreachable -> RuntimeUnavailable."""
-    try:
-        yield
-    except DockerError as exc:
-        if exc.status == CANNOT_CONNECT:
-            raise RuntimeUnavailable(f"dockerd is unreachable: {exc.message}") from exc
-        if exc.status == NOT_FOUND:
-            raise missing(f"{what}: {exc.message}") from exc
-        raise RuntimeFailure(f"{what}: {exc.message}") from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise RuntimeUnavailable(f"dockerd is unreachable: {exc}") from exc
 
 
 def normalize_architecture(docker_arch: str, variant: str = "") -> str:
@@ -233,6 +213,12 @@ class DockerRuntime:
                 await self._client().images.delete(ref, force=force)
         except ImageMissing:
             return
+
+    async def commit(self, sandbox_id: str, ref: str, labels: dict[str, str]) -> ImageInfo:
+        return image_info(ref, await commit_container(self._client(), sandbox_id, ref, labels))
+
+    def push_image(self, ref: str, auth: dict[str, str] | None) -> AsyncIterator[PullProgress]:
+        return push_image(self._client(), ref, auth)
 
     async def start(self, spec: SandboxSpec) -> SandboxState:
         config = container_config(spec)

@@ -14,6 +14,7 @@ Differences from the Docker runtime, by design:
 - stats() reports network counters as 0: with the host's network, /proc/<pid>/net
   counts the whole node, not the kernel. mem_limit_bytes is 0 when unlimited.
 - There is no registry: pull_image succeeds only for an image already built here.
+- commit and push_image raise CommitUnsupported (COMMIT_UNSUPPORTED says why).
 - GPUs are exposed by their device nodes (spec.devices); gpu_device_ids is unused.
 - A sandbox whose supervisor vanished without recording an exit reports
   exit code -1 (LOST_EXIT_CODE).
@@ -37,6 +38,7 @@ from bai.agent.runtime.base import (
     LABEL_AGENT_ID,
     LABEL_KERNEL_ID,
     LABEL_SESSION_ID,
+    CommitUnsupported,
     ImageInfo,
     ImageMissing,
     ImagePullFailed,
@@ -76,6 +78,10 @@ from bai.agent.runtime.process_supervisor import exit_description, spawn_supervi
 LOST_EXIT_CODE = -1
 # How long the supervisor may take to record the exit of a killed sandbox.
 KILL_SETTLE_SECONDS = 10.0
+COMMIT_UNSUPPORTED = (
+    "the process runtime cannot commit: a sandbox's rootfs is the image's, read-only and"
+    " shared; it writes only to its mounts and tmpfs, so there is nothing to commit"
+)
 
 
 class ProcessRuntime:
@@ -148,6 +154,15 @@ class ProcessRuntime:
                 if state.running and found is not None and found.name == image.name:
                     raise RuntimeFailure(f"image {ref} is in use by sandbox {state.sandbox_id}")
         await asyncio.to_thread(self.images.remove, image)
+
+    async def commit(self, sandbox_id: str, ref: str, labels: dict[str, str]) -> ImageInfo:
+        raise CommitUnsupported(COMMIT_UNSUPPORTED)
+
+    async def push_image(
+        self, ref: str, auth: dict[str, str] | None
+    ) -> AsyncIterator[PullProgress]:
+        raise CommitUnsupported(COMMIT_UNSUPPORTED)
+        yield  # pragma: no cover - makes this a generator
 
     # -- sandboxes ---------------------------------------------------------------
 

@@ -405,8 +405,11 @@ class AgentServiceServicer:
         """Commits a kernel's container to an image (and optionally pushes it),
         streaming progress; the last message carries the result. Not
         idempotent: each call commits the current filesystem again (the tag
-        then points at the newest). Errors: INVALID_FIELD, NOT_FOUND,
-        SESSION_NOT_READY, IMAGE_PULL_FAILED (push failed).
+        then points at the newest). The image keeps the source image's Env,
+        Cmd and labels: the kernel's own environment and agent labels are
+        blanked, not baked in. Errors: INVALID_FIELD, NOT_FOUND,
+        SESSION_NOT_READY, INVALID_STATE (the runtime cannot commit: process),
+        IMAGE_PULL_FAILED (push failed).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -181,8 +181,11 @@ class AgentServiceStub:
     """Commits a kernel's container to an image (and optionally pushes it),
     streaming progress; the last message carries the result. Not
     idempotent: each call commits the current filesystem again (the tag
-    then points at the newest). Errors: INVALID_FIELD, NOT_FOUND,
-    SESSION_NOT_READY, IMAGE_PULL_FAILED (push failed).
+    then points at the newest). The image keeps the source image's Env,
+    Cmd and labels: the kernel's own environment and agent labels are
+    blanked, not baked in. Errors: INVALID_FIELD, NOT_FOUND,
+    SESSION_NOT_READY, INVALID_STATE (the runtime cannot commit: process),
+    IMAGE_PULL_FAILED (push failed).
     """
     GatherHardwareInfo: _grpc.UnaryUnaryMultiCallable[_agent_pb2.GatherHardwareInfoRequest, _agent_pb2.GatherHardwareInfoResponse]
     """Reports the node's hardware and compute plugins. Read-only, idempotent.
@@ -351,8 +354,11 @@ class AgentServiceAsyncStub(AgentServiceStub):
     """Commits a kernel's container to an image (and optionally pushes it),
     streaming progress; the last message carries the result. Not
     idempotent: each call commits the current filesystem again (the tag
-    then points at the newest). Errors: INVALID_FIELD, NOT_FOUND,
-    SESSION_NOT_READY, IMAGE_PULL_FAILED (push failed).
+    then points at the newest). The image keeps the source image's Env,
+    Cmd and labels: the kernel's own environment and agent labels are
+    blanked, not baked in. Errors: INVALID_FIELD, NOT_FOUND,
+    SESSION_NOT_READY, INVALID_STATE (the runtime cannot commit: process),
+    IMAGE_PULL_FAILED (push failed).
     """
     GatherHardwareInfo: _aio.UnaryUnaryMultiCallable[_agent_pb2.GatherHardwareInfoRequest, _agent_pb2.GatherHardwareInfoResponse]  # type: ignore[assignment]
     """Reports the node's hardware and compute plugins. Read-only, idempotent.
@@ -644,8 +650,11 @@ class AgentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Commits a kernel's container to an image (and optionally pushes it),
         streaming progress; the last message carries the result. Not
         idempotent: each call commits the current filesystem again (the tag
-        then points at the newest). Errors: INVALID_FIELD, NOT_FOUND,
-        SESSION_NOT_READY, IMAGE_PULL_FAILED (push failed).
+        then points at the newest). The image keeps the source image's Env,
+        Cmd and labels: the kernel's own environment and agent labels are
+        blanked, not baked in. Errors: INVALID_FIELD, NOT_FOUND,
+        SESSION_NOT_READY, INVALID_STATE (the runtime cannot commit: process),
+        IMAGE_PULL_FAILED (push failed).
         """
 
     @_abc_1.abstractmethod

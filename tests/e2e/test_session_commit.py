@@ -1,0 +1,62 @@
+"""`bai session commit` on a real agent and dockerd: a file written in a running
+session is in the committed image, a new session starts from that image and
+reads it, and the first session's environment did not become the image's."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+from bai.api.common.v1 import session_pb2 as common
+from bai.client import AsyncClient
+from tests.e2e.agent_process import AgentProcess, MiB
+from tests.e2e.containers import IMAGE
+from tests.e2e.sdk import run_code, text
+from tests.e2e.test_cli import bai
+from tests.e2e.waits import DEADLINE
+from tests.manager.fixtures import ManagerHandle, unique
+
+SLOTS = {"cpu": "1", "mem": str(256 * MiB)}
+
+
+async def _running(client: AsyncClient, agent: AgentProcess, image: str, **kw: object) -> str:
+    reply = await client.sessions.create_session(
+        name=unique("commit"),
+        image=image,
+        scaling_group=agent.group,
+        resource_slots=SLOTS,
+        enqueue_only=False,
+        timeout=DEADLINE,
+        **kw,
+    )
+    assert reply.session.status == common.SESSION_STATUS_RUNNING, reply.session
+    return str(reply.session.id)
+
+
+async def test_a_committed_session_starts_again_from_its_image(
+    manager: ManagerHandle, agent: AgentProcess, client: AsyncClient, tmp_path: Path
+) -> None:
+    source = await _running(client, agent, IMAGE, environ={"MY_TOKEN": "s3cret"})
+    await run_code(client, source, "open('/tmp/marker', 'w').write('kept')")
+
+    name = unique("env").lower().replace("_", "-")
+    code, out, err = await bai(manager, tmp_path, "session", "commit", source, name, "--tag", "t1")
+    assert code == 0, err
+    assert "committing" in err
+    image = out.strip().rsplit(" as ", 1)[-1]
+    assert image.startswith("bai.local/customized/") and image.endswith(f"/{name}:t1"), out
+    try:
+        listed = await client.images.list_images(customized_only=True)
+        assert image in [i.canonical for i in listed.images]
+
+        again = await _running(client, agent, image)
+        chunks, _, _ = await run_code(
+            client,
+            again,
+            "import os\nprint(open('/tmp/marker').read(), repr(os.environ.get('MY_TOKEN')))",
+        )
+        assert text(chunks) == "kept ''\n", chunks
+    finally:
+        remove = ["docker", "rmi", "-f", image]
+        await asyncio.to_thread(subprocess.run, remove, capture_output=True, timeout=120)
