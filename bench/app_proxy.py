@@ -2,8 +2,8 @@
 """bench/app_proxy: a small HTTP app through the app-proxy Envoy versus directly.
 
 Boots a throwaway PostgreSQL, a coordinator process (`python -m bai.coordinator
-start`, one local PORT-mode worker), an app-proxy Envoy from the coordinator's
-bootstrap and, standing in for a kernel's app, a small aiohttp app in its own
+start`, one local PORT-mode worker), an app-proxy Envoy fed by the coordinator
+over ADS and, standing in for a kernel's app, a small aiohttp app in its own
 process. One private circuit points at the app; the client presents the
 circuit cookie (as a browser does after redeeming its token), so each proxied
 request passes Envoy's RBAC-free cookie check (jwt_authn, HS256) and router.
@@ -184,7 +184,13 @@ def booted(stack: ThrowawayStack, logs: Path) -> Iterator[tuple[str, int, int]]:
     }
     bootstrap = logs / "envoy.json"
     bootstrap.write_text(
-        render_app_proxy_bootstrap(authority, xds, ("127.0.0.1", authz_port), admin_port)
+        render_app_proxy_bootstrap(
+            authority,
+            xds,
+            ("127.0.0.1", authz_port),
+            admin_port,
+            ads_addr=("127.0.0.1", grpc_port),
+        )
     )
     coordinator = [sys.executable, "-m", "bai.coordinator", "start"]
     app = [sys.executable, __file__, "--serve-app", str(app_port)]

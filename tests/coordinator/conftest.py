@@ -1,5 +1,5 @@
 """A real coordinator (in this process, over the test stack's PostgreSQL, in a schema of
-its own) programming a real app-proxy Envoy through filesystem xDS."""
+its own) programming a real app-proxy Envoy over ADS, and again through filesystem xDS."""
 
 from __future__ import annotations
 
@@ -123,8 +123,11 @@ def internal() -> list[tuple[str, str]]:
     return [("x-bai-internal-token", INTERNAL)]
 
 
-@pytest.fixture(scope="module")
-async def proxy(stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Proxy]:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module", params=["ads", "files"])
+async def proxy(
+    stack, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> AsyncIterator[Proxy]:  # type: ignore[no-untyped-def]
+    """Every test runs against an Envoy fed over ADS and one fed from files."""
     tmp = tmp_path_factory.mktemp("coordinator")
     ports = free_ports(3)
     authz_port, grpc_port, admin_port = ports
@@ -132,7 +135,12 @@ async def proxy(stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
     running = await start_coordinator(config)
     try:
         envoy = await start_envoy(
-            config.local_workers[0].authority, config.xds.directory, authz_port, admin_port, tmp
+            config.local_workers[0].authority,
+            config.xds.directory,
+            authz_port,
+            admin_port,
+            tmp,
+            ads_port=grpc_port if request.param == "ads" else None,
         )
     except BaseException:
         await running.stop()

@@ -118,11 +118,21 @@ def _spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 async def start_envoy(
-    authority: str, xds_root: Path, authz_port: int, admin_port: int, tmp: Path
+    authority: str,
+    xds_root: Path,
+    authz_port: int,
+    admin_port: int,
+    tmp: Path,
+    ads_port: int | None = None,
 ) -> Envoy:
+    """An app-proxy Envoy for `authority`: over the coordinator's ADS on `ads_port`, or
+    from the xDS files under `xds_root`."""
     config = tmp / f"envoy-{admin_port}.json"
+    ads = None if ads_port is None else ("127.0.0.1", ads_port)
     config.write_text(
-        render_app_proxy_bootstrap(authority, xds_root, ("127.0.0.1", authz_port), admin_port)
+        render_app_proxy_bootstrap(
+            authority, xds_root, ("127.0.0.1", authz_port), admin_port, ads_addr=ads
+        )
     )
     log = tmp / f"envoy-{admin_port}.log"
     envoy = Envoy(_spawn(config, log), admin_port, log)

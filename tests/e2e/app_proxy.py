@@ -43,7 +43,12 @@ async def app_proxy(manager: ManagerHandle, stack: Any, tmp: Path) -> AsyncItera
     before = apps.coordinator
     try:
         envoy = await start_envoy(
-            config.local_workers[0].authority, config.xds.directory, authz_port, admin_port, tmp
+            config.local_workers[0].authority,
+            config.xds.directory,
+            authz_port,
+            admin_port,
+            tmp,
+            ads_port=grpc_port,
         )
         apps.coordinator = CoordinatorClient(f"127.0.0.1:{grpc_port}", INTERNAL, 10)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:

@@ -1,9 +1,10 @@
 """Coordinator process: `bai coordinator start|migrate|envoy-bootstrap`.
 
 Start-up order matters: migrate, rebuild circuits and workers from the
-database and rewrite every worker's xDS files, and only then answer ext_authz
-and gRPC. The files stay on disk while the coordinator is down, so Envoy keeps
-serving the last configuration through a restart.
+database, rewrite every worker's xDS files and ADS snapshot, and only then
+answer ext_authz and gRPC (ADS included). Envoy keeps serving the last
+configuration it accepted while the coordinator is down, whether it reads
+files or an ADS stream.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc
 
 from bai.api.coordinator.v1 import coordinator_pb2_grpc
 from bai.common.component import load_component_config
@@ -33,6 +35,8 @@ from bai.coordinator.records import Worker
 from bai.coordinator.repository import Repository, create_engine
 from bai.coordinator.state import CoordinatorState
 from bai.coordinator.tokens import cookie_key
+from bai.coordinator.xds.ads import SERVICE as ADS_SERVICE
+from bai.coordinator.xds.ads import AdsServicer
 from bai.coordinator.xds.bootstrap import render_app_proxy_bootstrap
 from bai.coordinator.xds.resources import RenderSettings
 
@@ -136,6 +140,9 @@ async def start_coordinator(config: CoordinatorConfig) -> RunningCoordinator:
     def register(server: grpc.aio.Server) -> None:
         coordinator_pb2_grpc.add_CircuitServiceServicer_to_server(circuits, server)
         coordinator_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
+        ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
+            AdsServicer(state.snapshots), server
+        )
 
     server = await start_server(
         ServerSpec(
@@ -144,7 +151,7 @@ async def start_coordinator(config: CoordinatorConfig) -> RunningCoordinator:
             grpc_port=config.grpc_port,
             metrics_bind=config.metrics_bind,
             metrics_port=config.metrics_port,
-            service_names=[CircuitServicer.SERVICE, WorkerServicer.SERVICE],
+            service_names=[CircuitServicer.SERVICE, WorkerServicer.SERVICE, ADS_SERVICE],
             register=register,
         )
     )
@@ -174,6 +181,11 @@ async def start_coordinator(config: CoordinatorConfig) -> RunningCoordinator:
     return running
 
 
+def _reachable(bind: str) -> str:
+    """Where an Envoy on this host reaches a server bound to `bind`."""
+    return "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bai coordinator", description="The app-proxy coordinator."
@@ -184,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser(
         "start",
-        help="serve CircuitService/WorkerService (gRPC), ext_authz (HTTP) and Envoy's xDS files",
+        help="serve CircuitService, WorkerService and Envoy's ADS (gRPC), ext_authz (HTTP) "
+        "and the same xDS resources as files",
     )
     sub.add_parser("migrate", help="bring the coordinator's schema up to date")
     boot = sub.add_parser(
@@ -192,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     boot.add_argument("--authority", required=True, help='the worker\'s "host:port"')
     boot.add_argument("--admin-port", type=int, default=10203)
+    boot.add_argument(
+        "--xds",
+        choices=("ads", "files"),
+        default="ads",
+        help="listeners and clusters over gRPC from this coordinator (ads, default) or "
+        "from files in its xds.directory (files: Envoy must share that directory)",
+    )
     args = parser.parse_args(argv)
 
     async def configured() -> CoordinatorConfig:
@@ -201,15 +221,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "envoy-bootstrap":
         config = asyncio.run(configured())
+        ads = (_reachable(config.bind), config.grpc_port) if args.xds == "ads" else None
         print(
             render_app_proxy_bootstrap(
                 args.authority,
                 config.xds.directory,
-                (
-                    config.authz.bind if config.authz.bind != "0.0.0.0" else "127.0.0.1",
-                    config.authz.port,
-                ),
+                (_reachable(config.authz.bind), config.authz.port),
                 args.admin_port,
+                ads_addr=ads,
             ),
             end="",
         )

@@ -1,5 +1,6 @@
 """The coordinator's live state: workers and circuits in memory, the database behind them,
-and each change written to the affected worker's xDS files before the call returns."""
+and each change written to the affected worker's xDS files and ADS snapshot before the
+call returns."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from bai.coordinator.spec import (
     validate_worker,
 )
 from bai.coordinator.tokens import issue_app_token
+from bai.coordinator.xds.ads import Snapshots
 from bai.coordinator.xds.files import worker_directory, write_worker_files
 from bai.coordinator.xds.resources import RenderSettings, worker_resources
 
@@ -42,8 +44,12 @@ class CoordinatorState:
         xds_root: Path,
         app_token_secret: str,
         heartbeat_interval: float,
+        snapshots: Snapshots | None = None,
     ) -> None:
         self.repo = repo
+        # Served over ADS; the same resources also go to files, for Envoys bootstrapped
+        # with filesystem xDS.
+        self.snapshots = snapshots or Snapshots()
         self.render = render
         self.xds_root = xds_root
         self.secret = app_token_secret
@@ -87,6 +93,7 @@ class CoordinatorState:
         listeners, clusters = worker_resources(worker, self.circuits.values(), self.render)
         directory = worker_directory(self.xds_root, authority)
         await asyncio.to_thread(write_worker_files, directory, listeners, clusters)
+        self.snapshots.set(authority, listeners, clusters)
 
     # --- lookups (ext_authz) ---
 

@@ -174,7 +174,7 @@ def coordinator(config: StackConfig) -> ProcessSpec:
 
 
 def app_proxy(config: StackConfig) -> ProcessSpec:
-    """The Envoy that routes browsers to apps in sessions, fed by the coordinator's xDS files."""
+    """The Envoy that routes browsers to apps in sessions, fed by the coordinator over ADS."""
     conf = config.component_dir("app-proxy") / "bootstrap.json"
     admin = config.port("app-proxy-admin")
 
@@ -186,6 +186,7 @@ def app_proxy(config: StackConfig) -> ProcessSpec:
                 config.component_dir("coordinator") / "xds",
                 (config.host, config.port("coordinator-authz")),
                 admin,
+                ads_addr=(config.host, config.port("coordinator")),
             )
         )
 

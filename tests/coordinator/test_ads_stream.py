@@ -1,0 +1,136 @@
+"""The ADS protocol as Envoy speaks it, against the servicer on a real gRPC server:
+the whole set on subscription, clusters before listeners on a change, nothing
+again on an ACK or a NACK, stale replies ignored, versions that survive a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.rpc import status_pb2
+
+from bai.coordinator.xds.ads import CLUSTERS, LISTENERS, AdsServicer, Snapshots
+from bai.coordinator.xds.resources import worker_resources
+from tests.coordinator.test_decisions import SETTINGS, circuit, worker
+
+WORKER = "127.0.0.1:7000"
+
+
+def rendered(*ports: int) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    w = worker(WORKER, port_start=7000, port_end=7010)
+    cs = [circuit(WORKER, port=p, id=uuid.UUID(int=p)) for p in ports]
+    return worker_resources(w, cs, SETTINGS)  # type: ignore[return-value]
+
+
+class Envoy:
+    """One ADS stream, driven like Envoy drives it; replies are read as they come."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self.requests: asyncio.Queue[discovery_pb2.DiscoveryRequest | None] = asyncio.Queue()
+        self.replies: asyncio.Queue[discovery_pb2.DiscoveryResponse] = asyncio.Queue()
+        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+        self.call = stub.StreamAggregatedResources(self._requests())
+        self.reader = asyncio.create_task(self._read())
+
+    async def _requests(self) -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
+        while (request := await self.requests.get()) is not None:
+            yield request
+
+    async def _read(self) -> None:
+        async for reply in self.call:
+            self.replies.put_nowait(reply)
+
+    def ask(self, type_url: str, **fields: object) -> None:
+        request = discovery_pb2.DiscoveryRequest(type_url=type_url, **fields)  # type: ignore[arg-type]
+        self.requests.put_nowait(request)
+
+    async def reply(self) -> discovery_pb2.DiscoveryResponse:
+        return await asyncio.wait_for(self.replies.get(), 10)
+
+    async def quiet(self) -> bool:
+        """True when nothing arrives for a moment (a bound, not a timing assertion)."""
+        await asyncio.sleep(0.3)
+        return self.replies.empty()
+
+    async def close(self) -> None:
+        self.requests.put_nowait(None)
+        await asyncio.wait_for(self.reader, 10)
+
+
+@pytest.fixture
+async def ads() -> AsyncIterator[tuple[Snapshots, grpc.aio.Channel]]:
+    snapshots = Snapshots()
+    server = grpc.aio.server()
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(AdsServicer(snapshots), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        yield snapshots, channel
+    finally:
+        await channel.close()
+        await server.stop(None)
+
+
+async def test_subscription_change_ack_and_nack(ads: tuple[Snapshots, grpc.aio.Channel]) -> None:
+    snapshots, channel = ads
+    snapshots.set(WORKER, *rendered(7000))
+    envoy = Envoy(channel)
+    node = {"node": {"id": WORKER}}
+    envoy.ask(CLUSTERS, **node)  # type: ignore[arg-type]
+    clusters = await envoy.reply()
+    assert clusters.type_url == CLUSTERS and len(clusters.resources) == 1
+    cluster = cluster_pb2.Cluster()
+    assert clusters.resources[0].Unpack(cluster) and cluster.name.startswith("circuit_")
+    envoy.ask(LISTENERS)
+    listeners = await envoy.reply()
+    listener = listener_pb2.Listener()
+    assert listeners.resources[0].Unpack(listener)
+    assert listener.address.socket_address.port_value == 7000
+
+    # ACKs: nothing more to send.
+    envoy.ask(CLUSTERS, version_info=clusters.version_info, response_nonce=clusters.nonce)
+    envoy.ask(LISTENERS, version_info=listeners.version_info, response_nonce=listeners.nonce)
+    assert await envoy.quiet()
+
+    # A new circuit: clusters first, then listeners, each with a new version.
+    snapshots.set(WORKER, *rendered(7000, 7001))
+    first, second = await envoy.reply(), await envoy.reply()
+    assert (first.type_url, second.type_url) == (CLUSTERS, LISTENERS)
+    assert len(second.resources) == 2 and second.version_info != listeners.version_info
+
+    # A NACK is not answered with the same version again; a stale nonce changes nothing.
+    envoy.ask(
+        LISTENERS,
+        version_info=listeners.version_info,
+        response_nonce=second.nonce,
+        error_detail=status_pb2.Status(code=3, message="bad listener"),
+    )
+    envoy.ask(CLUSTERS, version_info="old", response_nonce=clusters.nonce)
+    assert await envoy.quiet()
+    await envoy.close()
+
+
+async def test_versions_depend_on_content_only(ads: tuple[Snapshots, grpc.aio.Channel]) -> None:
+    snapshots, channel = ads
+    snapshots.set(WORKER, *rendered(7000))
+    before = snapshots.get(WORKER).versions
+    restarted = Snapshots()
+    restarted.set(WORKER, *rendered(7000))
+    assert restarted.get(WORKER).versions == before
+    restarted.set(WORKER, *rendered(7001))
+    assert restarted.get(WORKER).versions[LISTENERS] != before[LISTENERS]
+
+    # A worker the coordinator does not know yet gets empty sets, then its circuits.
+    envoy = Envoy(channel)
+    envoy.ask(CLUSTERS, node={"id": "127.0.0.1:7999"})  # type: ignore[arg-type]
+    assert list((await envoy.reply()).resources) == []
+    snapshots.set("127.0.0.1:7999", *rendered(7000))
+    assert len((await envoy.reply()).resources) == 1
+    await envoy.close()
