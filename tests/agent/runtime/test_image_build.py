@@ -21,7 +21,6 @@ from bai.agent.images.build import (
     rootfs_path,
     sanitize_ref,
 )
-from bai.agent.images.labels import parse_image_labels
 from bai.agent.runner.client import RunnerClient, RunSpec
 from bai.agent.runner.layout import (
     RUN_MOUNT,
@@ -32,6 +31,7 @@ from bai.agent.runner.layout import (
 )
 from bai.agent.runtime.base import BindMount, SandboxSpec
 from bai.agent.runtime.docker import DockerRuntime
+from bai.common.image_labels import parse_image_labels
 from tests.agent.runtime.runner_helpers import run
 
 

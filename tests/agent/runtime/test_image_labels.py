@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bai.agent.images.labels import (
+from bai.common.image_labels import (
     ImageLabels,
     LabelError,
     ServicePort,

@@ -4,15 +4,16 @@ seq, canonical names, image labels."""
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import pytest
 
-from bai.manager.agents.image_labels import (
+from bai.common.image_labels import (
     accelerators,
+    endpoint_port_names,
     features,
-    quantity,
-    resource_limits,
-    service_ports,
+    offered_service_ports,
+    readable_resource_bounds,
 )
 from bai.manager.agents.images import image_type_of, split_canonical
 from bai.manager.agents.kernel_updates import KernelReport
@@ -98,43 +99,43 @@ def test_split_canonical(canonical: str, parts: tuple[str, str, str, str]) -> No
 
 def test_service_ports_from_labels() -> None:
     labels = {
-        "ai.backend.service-ports": "jupyter:http:8080,tb:http:[6006,6007],bad:http:99999,junk",
+        "ai.backend.service-ports": (
+            "jupyter:http:8080,tb:http:[6006,6007],bad:http:99999,low:tcp:22,junk,dup:http:8080"
+        ),
         "ai.backend.endpoint-ports": "jupyter",
     }
-    ports = service_ports(labels)
-    assert [(p.name, p.protocol, p.container_ports, p.is_inference) for p in ports] == [
-        ("jupyter", "http", (8080,), True),
-        ("tb", "http", (6006, 6007), False),
-        ("ttyd", "http", (7681,), False),
+    ports = offered_service_ports(labels)
+    assert [(p.name, p.protocol, p.container_ports) for p in ports] == [
+        ("jupyter", "http", (8080,)),
+        ("tb", "http", (6006, 6007)),
+        ("ttyd", "http", (7681,)),
     ]
-    own_sshd = service_ports({"ai.backend.service-ports": "sshd:tcp:22"})
-    assert [p.container_ports for p in own_sshd if p.name == "sshd"] == [(22,)]
+    assert endpoint_port_names(labels) == {"jupyter"}
+    own_sshd = offered_service_ports({"ai.backend.service-ports": "sshd:tcp:2222"})
+    assert [p.container_ports for p in own_sshd if p.name == "sshd"] == [(2222,)]
     # sshd only when the image says it ships one; the terminal gives way to a taken port.
-    with_sshd = service_ports({"ai.backend.features": "query sshd"})
+    with_sshd = offered_service_ports({"ai.backend.features": "query sshd"})
     assert [p.name for p in with_sshd] == ["ttyd", "sshd"]
-    taken = service_ports({"ai.backend.service-ports": "web:http:7681"})
+    taken = offered_service_ports({"ai.backend.service-ports": "web:http:7681"})
     assert [p.name for p in taken] == ["web"]
 
 
-def test_resource_limits_accelerators_features_and_type() -> None:
+def test_resource_bounds_accelerators_features_and_type() -> None:
     labels = {
         "ai.backend.resource.min.cpu": "1",
         "ai.backend.resource.min.mem": "256m",
         "ai.backend.resource.max.mem": "1GiB",
         "ai.backend.resource.min.cuda.shares": "0.5",
         "ai.backend.resource.min.bogus": "lots",
+        "ai.backend.resource.max.cpu": "-1",
         "ai.backend.accelerators": "cuda, rocm",
         "ai.backend.features": "batch query uid-match",
         "ai.backend.role": "INFERENCE",
     }
-    assert resource_limits(labels) == {
-        "bogus": ("", ""),
-        "cpu": ("1", ""),
-        "cuda.shares": ("0.5", ""),
-        "mem": ("268435456", "1073741824"),
-    }
+    low, high = readable_resource_bounds(labels)
+    assert low == {"cpu": 1, "mem": 256 << 20, "cuda.shares": Decimal("0.5")}
+    assert high == {"mem": 1 << 30}
     assert accelerators(labels) == ["cuda", "rocm"]
     assert features(labels) == ["batch", "query", "uid-match"]
     assert image_type_of(labels) == "service"
     assert image_type_of({}) == "compute"
-    assert quantity("-1") is None and quantity("2k") == "2048"

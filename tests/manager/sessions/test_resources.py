@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from bai.common.errors import InvalidArgument, ResourceExhausted
+from bai.common.image_labels import readable_resource_bounds
 from bai.common.slots import Slots
-from bai.manager.agents.image_labels import resource_bounds
 from bai.manager.sessions.resources import (
     AgentCapacity,
     exceeds,
@@ -27,7 +27,7 @@ LABELS = {
 
 
 def test_image_bounds_read_sizes_and_skip_unreadable_labels() -> None:
-    low, high = resource_bounds(LABELS)
+    low, high = readable_resource_bounds(LABELS)
     assert low == {"cpu": 1, "mem": 256 << 20, "cuda.device": 1}
     assert high == {"cpu": 4}
 

@@ -8,7 +8,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bai.agent.images.labels import LABEL_FEATURES
 from bai.agent.kernels.mounts import kernel_mounts
 from bai.agent.kernels.records import KernelRecord
 from bai.agent.resources.cpu import cpuset_of
@@ -23,6 +22,7 @@ from bai.agent.runtime.base import (
 )
 from bai.api.agent.v1 import agent_pb2
 from bai.api.common.v1 import session_pb2
+from bai.common.image_labels import LABEL_FEATURES
 
 SCRATCH_MOUNT = WORK_DIR
 DEFAULT_SHMEM = 64 * 1024 * 1024

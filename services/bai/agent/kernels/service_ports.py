@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bai.agent.images.labels import kernel_service_ports, parse_image_labels
 from bai.api.common.v1 import session_pb2
+from bai.common.image_labels import kernel_service_ports, parse_image_labels
 
 _PROTOCOLS = {
     "http": session_pb2.APP_PROTOCOL_HTTP,

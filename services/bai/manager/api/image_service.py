@@ -7,8 +7,10 @@ from typing import Any
 
 from bai.api.common.v1 import session_pb2
 from bai.api.manager.v1 import image_pb2, image_pb2_grpc
+from bai.common import image_labels
 from bai.common.errors import Unimplemented
-from bai.manager.agents import image_catalog, image_labels
+from bai.common.slots import canonical
+from bai.manager.agents import image_catalog
 from bai.manager.agents.images import split_canonical
 from bai.manager.api.convert import timestamp
 from bai.manager.api.rpc import Call, unary
@@ -32,8 +34,21 @@ def _protocol(name: str) -> Any:
     return session_pb2.AppProtocol.Value(full) if full in session_pb2.AppProtocol.keys() else 0
 
 
+def _resource_limits(labels: dict[str, str]) -> list[image_pb2.ImageResourceLimit]:
+    low, high = image_labels.readable_resource_bounds(labels)
+    return [
+        image_pb2.ImageResourceLimit(
+            slot=slot,
+            min=canonical(low[slot]) if slot in low else "",
+            max=canonical(high[slot]) if slot in high else "",
+        )
+        for slot in sorted({*low, *high})
+    ]
+
+
 def image_to_proto(view: image_catalog.ImageView) -> image_pb2.Image:
     row, labels = view.row, view.row.labels
+    inference = image_labels.endpoint_port_names(labels)
     parts = split_canonical(row.canonical)
     return image_pb2.Image(
         id=str(row.id),
@@ -55,14 +70,11 @@ def image_to_proto(view: image_catalog.ImageView) -> image_pb2.Image:
                 name=port.name,
                 protocol=_protocol(port.protocol),
                 container_ports=port.container_ports,
-                is_inference=port.is_inference,
+                is_inference=port.name in inference,
             )
-            for port in image_labels.service_ports(labels)
+            for port in image_labels.offered_service_ports(labels)
         ],
-        resource_limits=[
-            image_pb2.ImageResourceLimit(slot=slot, min=low, max=high)
-            for slot, (low, high) in image_labels.resource_limits(labels).items()
-        ],
+        resource_limits=_resource_limits(labels),
         supported_accelerators=image_labels.accelerators(labels),
         features=image_labels.features(labels),
         aliases=view.aliases,

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from bai.common.errors import FieldViolation, InvalidArgument, ResourceExhausted
+from bai.common.image_labels import readable_resource_bounds
 from bai.common.slots import Slots, canonical
-from bai.manager.agents.image_labels import resource_bounds
 
 ALWAYS_KNOWN = frozenset({"cpu", "mem"})
 # When the image names no minimum.
@@ -40,7 +40,7 @@ def kernel_slots(
         )
         error.metadata["slot"] = unknown[0]
         raise error
-    low, high = resource_bounds(labels)
+    low, high = readable_resource_bounds(labels)
     slots = dict(requested)
     for slot, amount in low.items():
         if slot in known and slot not in slots:

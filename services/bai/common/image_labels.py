@@ -1,7 +1,15 @@
-"""Parsing upstream Backend.AI image labels, so that existing kernel images work.
+"""Upstream Backend.AI image labels, so that existing kernel images work unchanged.
 
-Pure functions over a label dict; a malformed label raises `LabelError` (a
-ValueError) naming the label and what is wrong with it.
+    ai.backend.service-ports   "jupyter:http:8080,tb:http:[6006,6007]"
+    ai.backend.endpoint-ports  "jupyter"            (serve inference traffic)
+    ai.backend.resource.min.<slot> / .max.<slot>
+    ai.backend.accelerators    "cuda,rocm"
+    ai.backend.features        "batch query uid-match"
+
+Pure functions over a label dict, one reading for agent and manager alike. The
+agent parses strictly: a malformed label raises `LabelError` (a ValueError)
+naming the label and the problem. The manager's catalogue reads past what does
+not parse (the `offered_`/`readable_` functions at the end).
 """
 
 from __future__ import annotations
@@ -209,3 +217,54 @@ def _resource_slots(labels: Mapping[str, str], prefix: str) -> dict[str, str]:
             raise LabelError(label, f"{raw!r} is not an amount")
         slots[slot] = canonical(amount)
     return dict(sorted(slots.items()))
+
+
+# --- Reading labels that may be malformed (the manager's image catalogue) ---
+# A label typo must not hide an image: what does not parse is left out, exactly
+# what the agent would refuse, so the catalogue never offers what a kernel lacks.
+
+
+def offered_service_ports(labels: Mapping[str, str]) -> tuple[ServicePort, ...]:
+    """The apps a kernel of this image offers (kernel_service_ports), leaving out each
+    service-ports entry that does not parse or clashes with an earlier one."""
+    kept: list[str] = []
+    for spec in _split_outside_brackets(labels.get(LABEL_SERVICE_PORTS, "")):
+        try:
+            parse_service_ports(",".join([*kept, spec]))
+        except LabelError:
+            continue
+        kept.append(spec)
+    image = ImageLabels(
+        features=frozenset(features(labels)), service_ports=parse_service_ports(",".join(kept))
+    )
+    return kernel_service_ports(image)
+
+
+def endpoint_port_names(labels: Mapping[str, str]) -> frozenset[str]:
+    """Names of the service ports that serve model inference."""
+    return frozenset(_split_names(labels.get(LABEL_ENDPOINT_PORTS, ""), ","))
+
+
+def readable_resource_bounds(
+    labels: Mapping[str, str],
+) -> tuple[dict[str, Decimal], dict[str, Decimal]]:
+    """(minimum, maximum) per slot from the .min./.max. labels that parse."""
+    low: dict[str, Decimal] = {}
+    high: dict[str, Decimal] = {}
+    for label, raw in labels.items():
+        for prefix, bounds in ((RESOURCE_MIN_PREFIX, low), (RESOURCE_MAX_PREFIX, high)):
+            if label.startswith(prefix):
+                try:
+                    parsed = _resource_slots({label: raw}, prefix)
+                except LabelError:
+                    continue
+                bounds.update((slot, Decimal(amount)) for slot, amount in parsed.items())
+    return low, high
+
+
+def features(labels: Mapping[str, str]) -> list[str]:
+    return list(_split_names(labels.get(LABEL_FEATURES, ""), None))
+
+
+def accelerators(labels: Mapping[str, str]) -> list[str]:
+    return list(_split_names(labels.get(LABEL_ACCELERATORS, ""), ","))
