@@ -39,7 +39,7 @@ from bai.agent.runtime.base import (
 )
 from bai.agent.runtime.cgroups import docker_cgroup, read_counters, read_net_dev
 from bai.agent.runtime.docker_commit import commit_container, push_image
-from bai.agent.runtime.docker_errors import CONFLICT, NOT_MODIFIED, docker_errors
+from bai.agent.runtime.docker_errors import CONFLICT, NOT_MODIFIED, docker_errors, relay_progress
 from bai.agent.runtime.docker_logs import demultiplex, parse_docker_time
 
 DOCKER_ARCHITECTURES = {"amd64": "x86_64", "arm64": "aarch64", "arm64/v8": "aarch64"}
@@ -192,20 +192,9 @@ class DockerRuntime:
         self, ref: str, auth: dict[str, str] | None
     ) -> AsyncIterator[PullProgress]:
         """Raises ImageMissing when the registry has no such manifest (dockerd's 404)."""
-        docker = self._client()
-        try:
-            with docker_errors(ImageMissing, f"pull {ref}"):
-                async for event in docker.images.pull(ref, auth=auth, stream=True):
-                    detail = event.get("progressDetail") or {}
-                    yield PullProgress(
-                        current_bytes=int(detail.get("current") or 0),
-                        total_bytes=int(detail.get("total") or 0),
-                        message=str(event.get("status") or ""),
-                    )
-        except (RuntimeFailure, ValueError) as exc:
-            if isinstance(exc, RuntimeUnavailable | ImageMissing):
-                raise
-            raise ImagePullFailed(f"pull {ref}: {exc}") from exc
+        events = self._client().images.pull(ref, auth=auth, stream=True)
+        async for progress in relay_progress(events, f"pull {ref}", ImagePullFailed):
+            yield progress
 
     async def remove_image(self, ref: str, force: bool) -> None:
         try:

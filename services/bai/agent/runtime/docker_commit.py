@@ -19,14 +19,12 @@ from typing import Any
 import aiodocker
 
 from bai.agent.runtime.base import (
-    ImageMissing,
     ImagePushFailed,
     PullProgress,
     RuntimeFailure,
-    RuntimeUnavailable,
     SandboxNotFound,
 )
-from bai.agent.runtime.docker_errors import docker_errors
+from bai.agent.runtime.docker_errors import docker_errors, relay_progress
 
 # Config fields the committed image takes from the source image as they are.
 IMAGE_DEFAULTS = ("Cmd", "Entrypoint", "WorkingDir", "User", "StopSignal")
@@ -99,16 +97,6 @@ async def push_image(
     """Push `ref`, yielding progress; raises ImagePushFailed (dockerd reports a refused
     or unreachable registry inside the stream), ImageMissing, RuntimeUnavailable."""
     repository, tag = split_reference(ref)
-    try:
-        with docker_errors(ImageMissing, f"push {ref}"):
-            async for event in docker.images.push(repository, tag=tag, auth=auth, stream=True):
-                detail = event.get("progressDetail") or {}
-                yield PullProgress(
-                    current_bytes=int(detail.get("current") or 0),
-                    total_bytes=int(detail.get("total") or 0),
-                    message=str(event.get("status") or ""),
-                )
-    except (RuntimeFailure, ValueError) as exc:
-        if isinstance(exc, RuntimeUnavailable | ImageMissing):
-            raise
-        raise ImagePushFailed(f"push {ref}: {exc}") from exc
+    events = docker.images.push(repository, tag=tag, auth=auth, stream=True)
+    async for progress in relay_progress(events, f"push {ref}", ImagePushFailed):
+        yield progress

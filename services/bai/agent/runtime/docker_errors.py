@@ -1,14 +1,16 @@
-"""aiodocker's and aiohttp's failures as the runtime errors of `base.py`."""
+"""aiodocker's and aiohttp's failures as the runtime errors of `base.py`, also when
+they arrive inside a pull's or push's progress stream."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import aiohttp
 from aiodocker.exceptions import DockerError
 
-from bai.agent.runtime.base import RuntimeFailure, RuntimeUnavailable
+from bai.agent.runtime.base import ImageMissing, PullProgress, RuntimeFailure, RuntimeUnavailable
 
 # aiodocker's status for "could not reach dockerd at all".
 CANNOT_CONNECT = 900
@@ -30,3 +32,24 @@ def docker_errors(missing: type[RuntimeFailure], what: str) -> Iterator[None]:
         raise RuntimeFailure(f"{what}: {exc.message}") from exc
     except (aiohttp.ClientError, OSError) as exc:
         raise RuntimeUnavailable(f"dockerd is unreachable: {exc}") from exc
+
+
+async def relay_progress(
+    events: AsyncIterator[dict[str, Any]], what: str, failure: type[RuntimeFailure]
+) -> AsyncIterator[PullProgress]:
+    """A pull's or push's progress stream; dockerd reports a refused or unreachable
+    registry inside the stream, which becomes `failure` (ImageMissing on a 404,
+    RuntimeUnavailable when dockerd itself is unreachable)."""
+    try:
+        with docker_errors(ImageMissing, what):
+            async for event in events:
+                detail = event.get("progressDetail") or {}
+                yield PullProgress(
+                    current_bytes=int(detail.get("current") or 0),
+                    total_bytes=int(detail.get("total") or 0),
+                    message=str(event.get("status") or ""),
+                )
+    except (RuntimeFailure, ValueError) as exc:
+        if isinstance(exc, RuntimeUnavailable | ImageMissing):
+            raise
+        raise failure(f"{what}: {exc}") from exc
