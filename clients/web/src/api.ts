@@ -2,6 +2,7 @@
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { AuthService } from "./gen/bai/api/manager/v1/auth_pb";
+import { BackgroundTaskService } from "./gen/bai/api/manager/v1/bgtask_pb";
 import { DomainService } from "./gen/bai/api/manager/v1/domain_pb";
 import { ImageService } from "./gen/bai/api/manager/v1/image_pb";
 import { ProjectService } from "./gen/bai/api/manager/v1/project_pb";
@@ -46,6 +47,7 @@ export const api: {
   sessions: Client<typeof SessionService>;
   images: Client<typeof ImageService>;
   scalingGroups: Client<typeof ScalingGroupService>;
+  tasks: Client<typeof BackgroundTaskService>;
 } = {
   auth: createClient(AuthService, transport),
   domains: createClient(DomainService, transport),
@@ -54,6 +56,7 @@ export const api: {
   sessions: createClient(SessionService, transport),
   images: createClient(ImageService, transport),
   scalingGroups: createClient(ScalingGroupService, transport),
+  tasks: createClient(BackgroundTaskService, transport),
 };
 
 /** Call options for a server stream: no deadline (it lives as long as the page wants it). */

@@ -1,10 +1,12 @@
 // bai web UI: log in, see who you are, run sessions; admins also browse domains,
-// projects and users. Pages by location.hash: #/sessions, #/sessions/<id>, #/admin.
+// projects and users. Pages by location.hash: #/sessions, #/sessions/<id>, #/images,
+// #/admin.
 import { AdminPage, role } from "./admin";
 import { api, describeError, isUnauthenticated, token } from "./api";
 import { byId, h } from "./dom";
 import { SessionFeed } from "./feed";
 import { UserRole, type WhoAmIResponse } from "./gen/bai/api/manager/v1/auth_pb";
+import { ImagesPage } from "./images";
 import { SessionView } from "./session_view";
 import { SessionsPage } from "./sessions";
 import { errorBox } from "./table";
@@ -23,6 +25,7 @@ let me: WhoAmIResponse | null = null;
 const feed = new SessionFeed(expire);
 const sessionsPage = new SessionsPage(feed, () => me?.userId ?? "", expire);
 const sessionView = new SessionView(feed, expire);
+const imagesPage = new ImagesPage(expire);
 const adminPage = new AdminPage(expire);
 const loaded = new Set<HTMLElement>(); // pages fetched since login; later visits keep their state
 
@@ -67,6 +70,7 @@ function route(): void {
   }
   sessionView.close();
   if (location.hash === "#/admin") show("admin", adminPage.root, () => adminPage.reset());
+  else if (location.hash === "#/images") show("images", imagesPage.root, () => imagesPage.reset());
   else show("sessions", sessionsPage.root, () => sessionsPage.reset());
 }
 

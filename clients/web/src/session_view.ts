@@ -1,9 +1,10 @@
 // One session: its details, scheduling diagnostics while PENDING, status history,
-// kernels, its apps, live stats, logs, how to run code, and a destroy button. GetSession
-// is read again on each of its events (and every 2 s while PENDING: diagnostics change
-// without events).
-import { api, describeError, isUnauthenticated } from "./api";
+// kernels, its apps, live stats, logs, how to run code, committing it to an image while
+// it runs, and a destroy button. GetSession is read again on each of its events (and
+// every 2 s while PENDING: diagnostics change without events).
+import { api, describeError, endless, isCancelled, isUnauthenticated } from "./api";
 import { AppsPanel } from "./apps_panel";
+import { CommitPanel } from "./commit_panel";
 import { h } from "./dom";
 import type { SessionFeed } from "./feed";
 import {
@@ -59,6 +60,8 @@ function diagnostic(d: SchedulingDiagnostic): HTMLElement {
   );
 }
 
+/** "Commit to image" (CommitSession), shown while the session runs; follows the task
+ * (WatchTask) to the image's name or the failure. */
 export class SessionView {
   readonly root: HTMLElement;
   private id = "";
@@ -74,6 +77,7 @@ export class SessionView {
   private readonly code = h("textarea", { id: "session-code-input", rows: "3", placeholder: "print(6 * 7)" });
   private readonly cli = h("pre", { id: "session-code-cli", class: "cli" });
   private readonly apps: AppsPanel;
+  private readonly commit: CommitPanel;
   private readonly stats = new StatsPanel();
   private readonly logs = new LogsPanel();
   private readonly destroyBtn = h("button", { type: "button", id: "session-destroy", class: "danger" }, "Destroy");
@@ -87,6 +91,7 @@ export class SessionView {
       if (this.id && (e === null || e.sessionId === this.id)) void this.reload();
     });
     this.apps = new AppsPanel(onExpired);
+    this.commit = new CommitPanel(onExpired);
     this.destroyBtn.addEventListener("click", () => void this.destroy());
     this.code.addEventListener("input", () => this.showCli());
     const note = h(
@@ -108,6 +113,7 @@ export class SessionView {
       this.history,
       this.kernels,
       this.apps.root,
+      this.commit.root,
       this.stats.root,
       this.logs.root,
       h("section", { class: "panel", id: "session-code" }, h("h3", {}, "Run code"), note, this.code, this.cli),
@@ -133,6 +139,7 @@ export class SessionView {
     this.id = "";
     clearTimeout(this.pendingTimer);
     this.apps.reset();
+    this.commit.reset();
     this.stats.stop();
     this.logs.stop();
   }
@@ -220,6 +227,7 @@ export class SessionView {
     );
 
     this.apps.follow(s.id, isLive(s.status));
+    this.commit.follow(s.id, s.status === SessionStatus.RUNNING);
     const names = new Map(s.kernels.map((k) => [k.id, kernelName(k)]));
     const hasAgent = s.kernels.some((k) => k.clusterRole === "main" && k.agentId);
     if (isLive(s.status) && !this.statsStarted) {
