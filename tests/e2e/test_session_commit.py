@@ -12,6 +12,7 @@ from bai.api.common.v1 import session_pb2 as common
 from bai.client import AsyncClient
 from tests.e2e.agent_process import AgentProcess, MiB
 from tests.e2e.containers import IMAGE
+from tests.e2e.records import wait_session
 from tests.e2e.sdk import run_code, text
 from tests.e2e.test_cli import bai
 from tests.e2e.waits import DEADLINE
@@ -46,11 +47,13 @@ async def test_a_committed_session_starts_again_from_its_image(
     assert "committing" in err
     image = out.strip().rsplit(" as ", 1)[-1]
     assert image.startswith("bai.local/customized/") and image.endswith(f"/{name}:t1"), out
+    started = [source]
     try:
         listed = await client.images.list_images(customized_only=True)
         assert image in [i.canonical for i in listed.images]
 
         again = await _running(client, agent, image)
+        started.append(again)
         chunks, _, _ = await run_code(
             client,
             again,
@@ -58,5 +61,9 @@ async def test_a_committed_session_starts_again_from_its_image(
         )
         assert text(chunks) == "kept ''\n", chunks
     finally:
+        # Containers first: an image still in use would only lose its tag and stay behind.
+        for session_id in started:
+            await client.sessions.destroy_session(session_id=session_id, forced=True)
+            await wait_session(manager, session_id, {"TERMINATED"}, DEADLINE)
         remove = ["docker", "rmi", "-f", image]
         await asyncio.to_thread(subprocess.run, remove, capture_output=True, timeout=120)

@@ -331,3 +331,24 @@ async def test_image_info(docker_runtime: DockerRuntime, kernel_image: str) -> N
     assert kernel_image in info.tags
     listed = {image.digest: image for image in await docker_runtime.list_images()}
     assert listed[info.digest].labels == info.labels
+
+
+async def test_untagged_images_are_not_listed(docker_runtime: DockerRuntime) -> None:
+    """Leftovers of builds and commits have no name a session could ask for."""
+    empty_tar = await asyncio.create_subprocess_exec(
+        "sh",
+        "-c",
+        "tar -cf - -T /dev/null | docker import -",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await empty_tar.communicate()
+    assert empty_tar.returncode == 0, err
+    untagged = out.decode().strip()
+    try:
+        assert untagged.startswith("sha256:")
+        listed = await docker_runtime.list_images()
+        assert untagged not in {image.digest for image in listed}
+        assert all(image.tags for image in listed)
+    finally:
+        await (await asyncio.create_subprocess_exec("docker", "rmi", "-f", untagged)).wait()

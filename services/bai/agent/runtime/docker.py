@@ -176,7 +176,9 @@ class DockerRuntime:
         refs = []
         for summary in summaries:
             tags = [tag for tag in summary.get("RepoTags") or [] if tag != "<none>:<none>"]
-            refs.append(tags[0] if tags else str(summary["Id"]))
+            # Untagged images are build and commit leftovers that no session can name.
+            if tags:
+                refs.append(tags[0])
         found = await asyncio.gather(*(self.inspect_image(ref) for ref in refs))
         return [info for info in found if info is not None]
 
