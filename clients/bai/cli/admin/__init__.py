@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bai.cli.admin import audit, domain, keypair, policy, project, scaling_group, user
+from bai.cli.admin import agent, audit, domain, keypair, policy, project, scaling_group, user
 
 
 def register(sub: Any, name: str, help_text: str, common: argparse.ArgumentParser) -> None:
@@ -19,5 +19,5 @@ def register(sub: Any, name: str, help_text: str, common: argparse.ArgumentParse
         ),
     )
     groups = p.add_subparsers(dest="admin_command", metavar="RESOURCE", required=True)
-    for module in (domain, project, user, keypair, policy, scaling_group, audit):
+    for module in (domain, project, user, keypair, policy, scaling_group, agent, audit):
         module.register(groups, common)
