@@ -247,6 +247,19 @@ class FakeSessions(FakeApps, session_pb2_grpc.SessionServiceServicer):
         self.state.set_status(s, common.SESSION_STATUS_RUNNING)
         return session_pb2.RestartSessionResponse(session=s)
 
+    @handler
+    def RenameSession(self, request: Any, context: Any) -> Any:
+        s = self.state.get(request.session_id)
+        if len(request.new_name) < 4:
+            raise fail(grpc.StatusCode.INVALID_ARGUMENT, "new_name: too short", "INVALID_FIELD")
+        s.name = request.new_name
+        return session_pb2.RenameSessionResponse(session=s)
+
+    @handler
+    def InterruptSession(self, request: Any, context: Any) -> Any:
+        self.state.running(request.session_id)
+        return session_pb2.InterruptSessionResponse()
+
     @streaming
     def WatchEvents(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         state = self.state

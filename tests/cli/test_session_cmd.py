@@ -237,6 +237,25 @@ def test_restart(bai: Bai) -> None:
     assert r.code == 5 and "(SESSION_NOT_READY)" in r.err
 
 
+def test_rename_and_interrupt(bai: Bai) -> None:
+    s = created(bai, "python:3.12", "--name", "old-name")
+    r = bai("session", "rename", "old-name", "new-name")
+    assert (r.code, r.out) == (0, f"renamed session old-name to new-name ({s.id})\n")
+    assert bai.requests("RenameSession")[-1] == session_pb2.RenameSessionRequest(
+        session_id=s.id, new_name="new-name"
+    )
+    r = bai("session", "rename", "new-name", "x")
+    assert r.code == 2 and "(INVALID_FIELD)" in r.err
+    r = bai("session", "interrupt", "new-name")
+    assert (r.code, r.out) == (0, "interrupted the runs of session new-name\n")
+    assert bai.requests("InterruptSession")[-1] == session_pb2.InterruptSessionRequest(
+        session_id=s.id
+    )
+    created(bai, "stuck", "--name", "pend2", "--enqueue-only")
+    r = bai("session", "interrupt", "pend2")
+    assert r.code == 5 and "(SESSION_NOT_READY)" in r.err
+
+
 def test_logs_tail_and_follow(bai: Bai) -> None:
     s = created(bai, "python:3.12", "--name", "logs1")
     assert bai("session", "logs", "logs1").out == "booting\nready\n"

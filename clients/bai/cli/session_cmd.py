@@ -190,6 +190,28 @@ def restart(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def rename(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client()
+    sid = session_id(client, args.session)
+    s = client.sessions.rename_session(session_id=sid, new_name=args.new_name).session
+    if ctx.json:
+        ctx.print(json.dumps(to_dict(s), indent=2))
+    else:
+        ctx.print(f"renamed session {args.session} to {s.name} ({s.id})")
+    return 0
+
+
+def interrupt(args: argparse.Namespace, ctx: Context) -> int:
+    client = ctx.client()
+    sid = session_id(client, args.session)
+    client.sessions.interrupt_session(session_id=sid)
+    if ctx.json:
+        ctx.print(json.dumps({"session_id": sid, "interrupted": True}))
+    else:
+        ctx.print(f"interrupted the runs of session {args.session}")
+    return 0
+
+
 def _session_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("session", metavar="ID|NAME", help="session id, or name of a live session")
 
@@ -241,6 +263,21 @@ def register(sub: Any, name: str, help_text: str, common: argparse.ArgumentParse
     )
     p.add_argument("--recursive", action="store_true", help="also destroy sessions depending on it")
     p = leaf(cmds, "restart", "restart every kernel in place", restart, common)
+    _session_arg(p)
+    p = leaf(cmds, "rename", "give a live session a new name", rename, common)
+    _session_arg(p)
+    p.add_argument(
+        "new_name",
+        metavar="NEW_NAME",
+        help="4-64 of [A-Za-z0-9._-], unique among your live sessions",
+    )
+    p = leaf(
+        cmds,
+        "interrupt",
+        "interrupt the code running in a session (SIGINT); the kernel keeps its state",
+        interrupt,
+        common,
+    )
     _session_arg(p)
     session_streams.register(cmds, common)
     session_files.register(cmds, common)
