@@ -170,6 +170,35 @@ def test_designated_agents_follow_the_selector() -> None:
     assert agents_of(dispersed) == {"s": ["b"]}
 
 
+def test_an_image_no_registry_has_goes_where_it_was_built() -> None:
+    # "b" has the most room, but only "a" and "c" hold the image.
+    plan = schedule(
+        snapshot([session("s", cpu=1, image_agents=("a", "c"))], THREE),
+        SchedulerConfig(selector=AgentSelector.DISPERSED),
+    )
+    assert agents_of(plan) == {"s": ["a"]}
+    both = [session("s", cpu=1, agent_list=("b", "c"), image_agents=("a", "c"))]
+    assert agents_of(schedule(snapshot(both, THREE))) == {"s": ["c"]}
+
+
+@pytest.mark.parametrize(
+    ("holders", "cpu", "says"),
+    [
+        ((), 1, "none of the agents holding its image (none) is schedulable here"),
+        (("gone",), 1, "none of the agents holding its image (gone) is schedulable here"),
+        (("c",), 3, "agent holding its image c (the one with the most free) cannot hold it"),
+    ],
+)
+def test_an_image_no_holder_can_take_waits_and_says_why(
+    holders: tuple[str, ...], cpu: int, says: str
+) -> None:
+    plan = schedule(snapshot([session("s", cpu=cpu, image_agents=holders)], THREE))
+    assert plan.placements == ()
+    diagnostic = plan.diagnostics["s"]
+    assert diagnostic.check is SchedulingCheck.IMAGE_LOCATION
+    assert diagnostic.message == says
+
+
 def test_architecture_picks_matching_agents() -> None:
     agents = [agent("x86", cpu=64), agent("arm", cpu=4, arch="aarch64")]
     plan = schedule(snapshot([session("s", cpu=2, architecture="aarch64")], agents))

@@ -13,12 +13,14 @@ from sqlalchemy import select
 from bai.api.common.v1 import session_pb2 as common
 from bai.api.manager.v1 import session_pb2 as pb
 from bai.common.slots import Slots, total
-from bai.manager.db.compute import KernelRow, SessionRow
+from bai.manager.agents.images import image_key
+from bai.manager.db.compute import AgentRow, ImageRow, KernelRow, SessionRow
 from bai.manager.sessions import lifecycle
 from bai.manager.sessions.scheduling_loop import SchedulingLoop
 from bai.manager.sessions.snapshot_builder import SchedulerDefaults
 from tests.manager.callers import superadmin
 from tests.manager.fixtures import ManagerHandle
+from tests.manager.sessions.fake_agent import IMAGE_LABELS
 from tests.manager.sessions.helpers import (
     GiB,
     agent_occupied,
@@ -173,3 +175,34 @@ async def test_status_history_and_listing(
         assert listed.sessions[0].kernels[0].status_history == []
         assert len(await kernels_of(manager, session.id)) == 1
         assert await status_of(manager, session.id) == "RUNNING"
+
+
+async def test_an_image_no_registry_has_runs_only_where_it_is(
+    manager: ManagerHandle, channel: grpc.aio.Channel
+) -> None:
+    """A built or committed image cannot be pulled: only agents holding it may take the
+    session (the concentrating selector would pick the small agent otherwise)."""
+    group = await make_group(manager)
+    user = await member(manager)
+    here, nowhere = (f"bai.local/test/{uuid.uuid4().hex[:8]}:1" for _ in range(2))
+    small, large = {"cpu": "2", "mem": str(8 * GiB)}, {"cpu": "8", "mem": str(8 * GiB)}
+    async with agents(channel, group, small, large) as (_small, holder):
+        async with manager.ctx.sessions() as db, db.begin():
+            for image in (here, nowhere):
+                db.add(ImageRow(canonical=image, is_local=True, labels=IMAGE_LABELS))
+            row = await db.get(AgentRow, holder.agent_id, with_for_update=True)
+            assert row is not None
+            row.images = [*row.images, image_key(here, "x86_64")]
+        one_cpu = {"cpu": "1", "mem": str(GiB)}
+        placed = await create(
+            channel, user, create_request(group, one_cpu, image=here, enqueue_only=False)
+        )
+        assert placed.status == common.SESSION_STATUS_RUNNING
+        assert [k.agent_id for k in await kernels_of(manager, placed.id)] == [holder.agent_id]
+
+        waiting = await _attempted(
+            manager, (await create(channel, user, create_request(group, one_cpu, image=nowhere))).id
+        )
+        assert waiting.status == common.SESSION_STATUS_PENDING
+        (diagnostic,) = waiting.scheduling_diagnostics
+        assert diagnostic.check == pb.SCHEDULING_CHECK_IMAGE_LOCATION

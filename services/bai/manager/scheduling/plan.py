@@ -26,6 +26,7 @@ class SchedulingCheck(enum.Enum):
     DESIGNATED_AGENT = 11
     CONTAINER_LIMIT = 12
     PRIORITY = 13
+    IMAGE_LOCATION = 14
 
 
 @dataclass(frozen=True, slots=True)

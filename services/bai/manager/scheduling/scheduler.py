@@ -37,7 +37,7 @@ from bai.manager.scheduling.plan import (
     SchedulingCheck,
     Shortfall,
 )
-from bai.manager.scheduling.selectors import Selector
+from bai.manager.scheduling.selectors import IMAGE_HOLDERS, Selector
 from bai.manager.scheduling.snapshot import ClusterMode, PendingSession, SchedulingSnapshot
 from bai.manager.scheduling.vectors import SlotSpace, Vector
 
@@ -146,6 +146,11 @@ class _Round:
         self, session: PendingSession, request: Vector, containers: int, remember: bool
     ) -> int | Diagnostic:
         shape = self.selector.shape(session.architecture, request)
+        if session.image_agents is not None:
+            holders = session.image_agents
+            if session.agent_list:
+                holders = tuple(a for a in session.agent_list if a in session.image_agents)
+            return self.selector.designated(shape, holders, containers, IMAGE_HOLDERS)
         if session.agent_list:
             return self.selector.designated(shape, session.agent_list, containers)
         return self.selector.choose(shape, containers, remember)

@@ -33,6 +33,21 @@ class Shape:
     pools: tuple[Pool, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Restriction:
+    """Why only some agents may take a session, as diagnostics name it."""
+
+    check: SchedulingCheck
+    singular: str
+    plural: str
+
+
+DESIGNATED = Restriction(SchedulingCheck.DESIGNATED_AGENT, "designated agent", "designated agents")
+IMAGE_HOLDERS = Restriction(
+    SchedulingCheck.IMAGE_LOCATION, "agent holding its image", "agents holding its image"
+)
+
+
 class Selector:
     def __init__(self, index: AgentIndex, strategy: AgentSelector, cursor: str | None) -> None:
         self.index = index
@@ -137,21 +152,21 @@ class Selector:
         return self.no_fit(shape, full)
 
     def designated(
-        self, shape: Shape, agent_ids: tuple[str, ...], containers: int
+        self,
+        shape: Shape,
+        agent_ids: tuple[str, ...],
+        containers: int,
+        who: Restriction = DESIGNATED,
     ) -> int | Diagnostic:
+        """The best of `agent_ids` for the request, or why none of them can take it."""
         index = self.index
         listed = [index.position[a] for a in agent_ids if a in index.position]
         if not listed:
-            return Diagnostic(
-                SchedulingCheck.DESIGNATED_AGENT,
-                f"none of the designated agents ({', '.join(agent_ids)}) is schedulable here",
-            )
+            named = ", ".join(agent_ids) or "none"
+            return Diagnostic(who.check, f"none of the {who.plural} ({named}) is schedulable here")
         listed = [p for p in listed if index.architectures[p] == shape.architecture]
         if not listed:
-            return Diagnostic(
-                SchedulingCheck.DESIGNATED_AGENT,
-                f"no designated agent has architecture {shape.architecture}",
-            )
+            return Diagnostic(who.check, f"no {who.singular} has architecture {shape.architecture}")
         fitting = [p for p in listed if index.fits(p, shape.items, 0)]
         roomy = [p for p in fitting if index.has_room(p, containers)]
         if roomy:
@@ -165,8 +180,8 @@ class Selector:
             return self._container_limit(fitting[0])
         best = max(listed, key=lambda p: (index.free[p][shape.dominant], -p))
         return Diagnostic(
-            SchedulingCheck.DESIGNATED_AGENT,
-            f"designated agent {index.ids[best]} (the one with the most free) cannot hold it",
+            who.check,
+            f"{who.singular} {index.ids[best]} (the one with the most free) cannot hold it",
             self._shortfalls(shape, index.free[best]),
             index.ids[best],
         )

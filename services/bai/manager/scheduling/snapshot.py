@@ -64,6 +64,9 @@ class PendingSession:
     cluster_mode: ClusterMode = ClusterMode.SINGLE_NODE
     # Designated agents: when non-empty, only these may take the session.
     agent_list: tuple[str, ...] = ()
+    # The agents that hold its image when no registry has it (built or committed on
+    # a node, so it cannot be pulled elsewhere); None: any agent can get the image.
+    image_agents: tuple[str, ...] | None = None
     starts_at: datetime | None = None
     # None: no dependencies; False: some dependency has not succeeded yet.
     dependencies_satisfied: bool | None = None

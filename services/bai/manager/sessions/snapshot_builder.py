@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bai.common.slots import Slots
-from bai.manager.db.compute import AgentRow, KernelRow, SessionRow
+from bai.manager.agents.images import image_key
+from bai.manager.db.compute import AgentRow, ImageRow, KernelRow, SessionRow
 from bai.manager.db.identity import DomainRow, KeypairRow, ProjectRow
 from bai.manager.db.policies import KeypairResourcePolicyRow, ScalingGroupRow
 from bai.manager.scheduling import (
@@ -95,6 +96,37 @@ def _dependencies_met(deps: list[str], finished: Mapping[str, tuple[str, str]]) 
     return all(finished.get(d) == ("TERMINATED", "success") for d in deps)
 
 
+async def _image_holders(
+    db: AsyncSession, kernels: Iterable[KernelRow], agents: list[AgentRow]
+) -> dict[tuple[str, str], tuple[str, ...]]:
+    """For each image of these kernels that no registry has (built or committed on a
+    node, so it cannot be pulled), the agents here that hold it."""
+    wanted = {(k.image, k.architecture) for k in kernels}
+    if not wanted:
+        return {}
+    local = await db.execute(
+        select(ImageRow.canonical, ImageRow.architecture).where(
+            ImageRow.is_local, tuple_(ImageRow.canonical, ImageRow.architecture).in_(wanted)
+        )
+    )
+    return {
+        (canonical, arch): tuple(a.id for a in agents if image_key(canonical, arch) in a.images)
+        for canonical, arch in local.all()
+    }
+
+
+def _image_agents(
+    kernels: list[KernelRow], holders: Mapping[tuple[str, str], tuple[str, ...]]
+) -> tuple[str, ...] | None:
+    """The agents holding every local image the session's kernels use; None: no local image."""
+    found: tuple[str, ...] | None = None
+    for kernel in kernels:
+        agents = holders.get((kernel.image, kernel.architecture))
+        if agents is not None:
+            found = agents if found is None else tuple(a for a in found if a in agents)
+    return found
+
+
 def _kernel_order(kernel: KernelRow) -> tuple[bool, int]:
     return kernel.cluster_role != "main", kernel.cluster_idx
 
@@ -145,6 +177,7 @@ async def build_snapshot(
         )
         counts = {agent_id: n for agent_id, n in (await db.execute(cq)).all() if agent_id}
     known = set(ALWAYS_KNOWN).union(*(a.slot_types.keys() for a in agent_rows))
+    holders = await _image_holders(db, (k for ks in kernels.values() for k in ks), agent_rows)
     dep_ids = {uuid.UUID(d) for s in pending_rows for d in s.dependencies}
     finished: dict[str, tuple[str, str]] = {}
     if dep_ids:
@@ -230,6 +263,7 @@ async def build_snapshot(
             architecture=s.architecture,
             cluster_mode=ClusterMode(s.cluster_mode),
             agent_list=tuple(s.agent_list),
+            image_agents=_image_agents(kernels[s.id], holders),
             starts_at=s.starts_at,
             dependencies_satisfied=_dependencies_met(s.dependencies, finished),
         )

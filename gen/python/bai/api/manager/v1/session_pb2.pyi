@@ -145,6 +145,10 @@ class _SchedulingCheckEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Sched
     """An agent's container limit is reached."""
     SCHEDULING_CHECK_PRIORITY: _SchedulingCheck.ValueType  # 13
     """Waiting behind a higher-priority session or for preemption victims."""
+    SCHEDULING_CHECK_IMAGE_LOCATION: _SchedulingCheck.ValueType  # 14
+    """Its image exists only on some agents (built or committed there; no
+    registry has it) and none of them can take the session now.
+    """
 
 class SchedulingCheck(_SchedulingCheck, metaclass=_SchedulingCheckEnumTypeWrapper):
     """The scheduler checks that can hold a session in PENDING."""
@@ -173,6 +177,10 @@ SCHEDULING_CHECK_CONTAINER_LIMIT: SchedulingCheck.ValueType  # 12
 """An agent's container limit is reached."""
 SCHEDULING_CHECK_PRIORITY: SchedulingCheck.ValueType  # 13
 """Waiting behind a higher-priority session or for preemption victims."""
+SCHEDULING_CHECK_IMAGE_LOCATION: SchedulingCheck.ValueType  # 14
+"""Its image exists only on some agents (built or committed there; no
+registry has it) and none of them can take the session now.
+"""
 Global___SchedulingCheck: _TypeAlias = SchedulingCheck  # noqa: Y015
 
 @_typing.final
