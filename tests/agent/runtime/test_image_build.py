@@ -66,7 +66,9 @@ async def test_built_image_is_reused_and_described(
     assert labels.features == frozenset({"query", "batch", "uid-match"})
     assert labels.min_slots == {"cpu": "1", "mem": str(64 * 1024 * 1024)}
     kept = json.loads(labels_path(DEFAULT_ROOTFS_DIR, kernel_image).read_text())
-    assert kept == info.labels
+    assert kept["labels"] == info.labels
+    # The process runtime reports the rootfs by the same names as Docker does.
+    assert (kept["ref"], kept["tags"]) == (kernel_image, ["bai.local/stable/python:latest"])
     rootfs = rootfs_path(DEFAULT_ROOTFS_DIR, kernel_image)
     assert (rootfs / "usr/bin/python3").exists()
     assert os.readlink(rootfs / "usr/local/bin/jupyter") == "/opt/jupyter/bin/jupyter"

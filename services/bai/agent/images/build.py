@@ -263,6 +263,7 @@ def build_image(
         up_to_date = image_label(ref, LABEL_BUILD_RECIPE) == recipe.digest()
         if up_to_date and target.is_dir() and not force:
             used = image_label(ref, LABEL_BUILD_METHOD) or "unknown"
+            _name_rootfs(rootfs_dir, ref)
             return BuildResult(ref, used, target, True, time.monotonic() - started)
         staging = rootfs_dir / f".{sanitize_ref(ref)}.staging"
         shutil.rmtree(staging, ignore_errors=True)
@@ -274,8 +275,27 @@ def build_image(
             subprocess.run(["docker", "tag", ref, tag], check=True, capture_output=True)
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
-        labels_path(rootfs_dir, ref).write_text(json.dumps(labels, indent=2, sort_keys=True))
+        write_rootfs_metadata(rootfs_dir, ref, labels)
     return BuildResult(ref, used, target, False, time.monotonic() - started)
+
+
+def write_rootfs_metadata(rootfs_dir: Path, ref: str, labels: dict[str, str]) -> None:
+    """The process runtime's metadata: the labels and the references the rootfs answers
+    to, so that its agent reports the image by name like the Docker runtime does."""
+    tags = list(EXTRA_TAGS) if ref == CANONICAL_REF else []
+    metadata = {"labels": labels, "ref": ref, "tags": tags}
+    labels_path(rootfs_dir, ref).write_text(json.dumps(metadata, indent=2, sort_keys=True))
+
+
+def _name_rootfs(rootfs_dir: Path, ref: str) -> None:
+    """Give a rootfs built before its metadata named it (plain labels) its references."""
+    path = labels_path(rootfs_dir, ref)
+    try:
+        metadata = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(metadata, dict) and "labels" not in metadata:
+        write_rootfs_metadata(rootfs_dir, ref, {str(k): str(v) for k, v in metadata.items()})
 
 
 def _make_rootfs(staging: Path, recipe: Recipe, mirror: str, method: str) -> str:

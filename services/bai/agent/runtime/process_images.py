@@ -25,7 +25,8 @@ from typing import Any
 from bai.agent.runtime.base import ImageInfo
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-_MACHINE_TO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}
+# Backend.AI's architecture names (as the Docker runtime reports them), by machine.
+_MACHINE_TO_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 def rootfs_name(ref: str) -> str:
