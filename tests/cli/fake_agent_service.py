@@ -22,7 +22,7 @@ import grpc
 
 from bai.api.common.v1 import node_pb2, stats_pb2, types_pb2
 from bai.api.manager.v1 import agent_pb2, agent_pb2_grpc
-from tests.client.fakes import Abort, Fake, fail, handler, serve
+from tests.client.fakes import Abort, Fake, fail, handler, invalid, page_of, serve
 
 SCALING_GROUPS = ("default", "gpu")
 UPDATABLE = ("schedulable", "scaling_group", "auto_terminate_abusing_kernel")
@@ -33,15 +33,6 @@ MIB = 1 << 20
 
 def agent_not_found(agent_id: str) -> Abort:
     return fail(grpc.StatusCode.NOT_FOUND, f"agent {agent_id!r} not found", "NOT_FOUND")
-
-
-def invalid(name: str, description: str) -> Abort:
-    return fail(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        "invalid request",
-        "INVALID_FIELD",
-        violations=[(name, description)],
-    )
 
 
 def _slot_types() -> list[node_pb2.SlotTypeInfo]:
@@ -202,19 +193,6 @@ class Fleet:
         return sample
 
 
-def _page(request: agent_pb2.ListAgentsRequest, found: list[agent_pb2.Agent]) -> Any:
-    size = request.page_size or 100
-    if not 0 <= size <= 1000:
-        raise invalid("page_size", "must be 1-1000")
-    if request.page_token and not request.page_token.isdigit():
-        raise fail(grpc.StatusCode.INVALID_ARGUMENT, "bad page token", "INVALID_PAGE_TOKEN")
-    start = int(request.page_token or 0)
-    more = start + size < len(found)
-    return agent_pb2.ListAgentsResponse(
-        agents=found[start : start + size], next_page_token=str(start + size) if more else ""
-    )
-
-
 def _matches(agent: agent_pb2.Agent, request: agent_pb2.ListAgentsRequest) -> bool:
     return all(
         (
@@ -247,7 +225,8 @@ class FakeAgents(agent_pb2_grpc.AgentServiceServicer):
             for agent_id in sorted(self.fleet.agents)
             if _matches(self.fleet.agents[agent_id], request)
         ]
-        return _page(request, found)
+        page, token = page_of(request, found)
+        return agent_pb2.ListAgentsResponse(agents=page, next_page_token=token)
 
     @handler
     def GetAgent(self, request: Any, context: Any) -> Any:

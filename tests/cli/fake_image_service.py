@@ -24,7 +24,7 @@ import grpc
 
 from bai.api.common.v1 import session_pb2
 from bai.api.manager.v1 import bgtask_pb2, bgtask_pb2_grpc, image_pb2, image_pb2_grpc
-from tests.client.fakes import Abort, Fake, fail, handler, serve
+from tests.client.fakes import Abort, Fake, fail, handler, invalid, page_of, serve
 
 ALIAS = re.compile(r"^[A-Za-z0-9._:/-]{1,128}$")
 REGISTRIES = ("cr.backend.ai", "bai.local", "broken.example")
@@ -34,15 +34,6 @@ OWNER = "u-1"
 
 def image_not_found(what: str) -> Abort:
     return fail(grpc.StatusCode.NOT_FOUND, f"image {what} not found", "IMAGE_NOT_FOUND")
-
-
-def invalid(name: str, description: str) -> Abort:
-    return fail(
-        grpc.StatusCode.INVALID_ARGUMENT,
-        "invalid request",
-        "INVALID_FIELD",
-        violations=[(name, description)],
-    )
 
 
 @dataclass
@@ -176,19 +167,6 @@ class Catalogue:
         )
 
 
-def _page(request: image_pb2.ListImagesRequest, found: list[image_pb2.Image]) -> Any:
-    size = request.page_size or 100
-    if not 0 <= size <= 1000:
-        raise invalid("page_size", "must be 1-1000")
-    if request.page_token and not request.page_token.isdigit():
-        raise fail(grpc.StatusCode.INVALID_ARGUMENT, "bad page token", "INVALID_PAGE_TOKEN")
-    start = int(request.page_token or 0)
-    more = start + size < len(found)
-    return image_pb2.ListImagesResponse(
-        images=found[start : start + size], next_page_token=str(start + size) if more else ""
-    )
-
-
 def _visible(image: image_pb2.Image, request: image_pb2.ListImagesRequest) -> bool:
     agents = list(image.installed_agent_ids)
     return all(
@@ -222,7 +200,8 @@ class FakeImages(image_pb2_grpc.ImageServiceServicer):
                 if not request.include_installed_agents:
                     listed.ClearField("installed_agent_ids")
                 found.append(listed)
-        return _page(request, found)
+        page, token = page_of(request, found)
+        return image_pb2.ListImagesResponse(images=page, next_page_token=token)
 
     @handler
     def GetImage(self, request: Any, context: Any) -> Any:

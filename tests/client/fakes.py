@@ -76,6 +76,28 @@ def fail(code: grpc.StatusCode, message: str, reason: str | None = None, **kw: A
     return Abort(status(code, message, reason if reason is not None else code.name, **kw))
 
 
+def invalid(name: str, description: str) -> Abort:
+    """INVALID_ARGUMENT/INVALID_FIELD with one field violation, as the manager answers."""
+    return fail(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "invalid request",
+        "INVALID_FIELD",
+        violations=[(name, description)],
+    )
+
+
+def page_of(request: Any, found: list[Any]) -> tuple[list[Any], str]:
+    """The page `request` (page_size, page_token: an offset) asks for, and the next token."""
+    size = request.page_size or 100
+    if not 0 <= size <= 1000:
+        raise invalid("page_size", "must be 1-1000")
+    if request.page_token and not request.page_token.isdigit():
+        raise fail(grpc.StatusCode.INVALID_ARGUMENT, "bad page token", "INVALID_PAGE_TOKEN")
+    start = int(request.page_token or 0)
+    more = start + size < len(found)
+    return found[start : start + size], str(start + size) if more else ""
+
+
 @dataclass
 class Fake:
     """Shared state of the fake servicers."""
