@@ -21,7 +21,7 @@ from bai.cli.admin._common import UUID, add_paging, leaf
 from bai.cli.context import Context
 from bai.cli.fields import enum_choices
 from bai.cli.output import EMPTY, path_text, print_done, table, to_dict
-from bai.cli.tasks import follow_task, require_done
+from bai.cli.tasks import finish_task
 from bai.cli.units import format_size
 from bai.client import Client
 from bai.client._requests import short_enum_name
@@ -190,9 +190,7 @@ def _follow(
     or the manager does not run it as a task yet) or --no-wait."""
     if not task_id or no_wait:
         return None
-    task = follow_task(ctx, client, task_id, label)
-    require_done(task, label, reason)
-    return task
+    return finish_task(ctx, client, task_id, label, reason)
 
 
 def forget(args: argparse.Namespace, ctx: Context) -> int:

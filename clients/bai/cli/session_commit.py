@@ -15,7 +15,7 @@ from bai.cli.admin._common import leaf
 from bai.cli.context import Context
 from bai.cli.output import to_dict
 from bai.cli.session_cmd import session_id
-from bai.cli.tasks import follow_task, require_done
+from bai.cli.tasks import finish_task
 
 
 def commit(args: argparse.Namespace, ctx: Context) -> int:
@@ -33,8 +33,7 @@ def commit(args: argparse.Namespace, ctx: Context) -> int:
         else:
             ctx.print(f"committing session {args.session}; task {reply.task_id}")
         return 0
-    task = follow_task(ctx, client, reply.task_id, f"committing {args.session}")
-    require_done(task, f"committing {args.session}", "COMMIT_FAILED")
+    task = finish_task(ctx, client, reply.task_id, f"committing {args.session}", "COMMIT_FAILED")
     if ctx.json:
         ctx.print(json.dumps(dict(task.result), indent=2))
     else:

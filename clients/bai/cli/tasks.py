@@ -30,6 +30,16 @@ def _progress_line(task: bgtask_pb2.BackgroundTask) -> str:
     return task.message
 
 
+def finish_task(
+    ctx: Context, client: Client, task_id: str, label: str, reason: str, what: str = ""
+) -> bgtask_pb2.BackgroundTask:
+    """Follow the task to its end (follow_task) and require it DONE (require_done,
+    naming it `what`, default `label`); its last state."""
+    task = follow_task(ctx, client, task_id, label)
+    require_done(task, what or label, reason)
+    return task
+
+
 def require_done(task: bgtask_pb2.BackgroundTask, what: str, reason: str) -> None:
     if task.status != bgtask_pb2.BACKGROUND_TASK_STATUS_DONE:
         state = short_enum_name(bgtask_pb2.BackgroundTaskStatus.DESCRIPTOR, task.status)

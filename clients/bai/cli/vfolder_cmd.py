@@ -19,7 +19,7 @@ from bai.cli.admin._common import UUID, add_paging, leaf, project_id, take
 from bai.cli.context import Context, UsageError
 from bai.cli.fields import enum_choices
 from bai.cli.output import print_list, print_object, table, to_dict
-from bai.cli.tasks import follow_task, require_done
+from bai.cli.tasks import finish_task
 from bai.client import Client, errors
 from bai.client._requests import short_enum_name
 
@@ -223,8 +223,7 @@ def clone(args: argparse.Namespace, ctx: Context) -> int:
         else:
             ctx.print(f"cloning into vfolder {target.name} ({target.id}); task {reply.task_id}")
         return 0
-    task = follow_task(ctx, client, reply.task_id, f"cloning into {target.name}")
-    require_done(task, f"cloning into {target.name}", "CLONE_FAILED")
+    finish_task(ctx, client, reply.task_id, f"cloning into {target.name}", "CLONE_FAILED")
     folder = client.vfolders.get_vfolder(vfolder_id=target.id).vfolder
     if ctx.json:
         print_object(ctx, folder)

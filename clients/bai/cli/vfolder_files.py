@@ -25,7 +25,7 @@ from bai.cli.admin._common import leaf
 from bai.cli.context import Context, UsageError
 from bai.cli.output import print_done, to_dict
 from bai.cli.session_files import files_table
-from bai.cli.tasks import follow_task, require_done
+from bai.cli.tasks import finish_task
 from bai.cli.vfolder_cmd import add_folder_arg, folder_id
 from bai.cli.vfolder_progress import TransferBar
 from bai.client import Client, errors
@@ -76,8 +76,8 @@ def rm_file(args: argparse.Namespace, ctx: Context) -> int:
         vfolder_id=folder_id(client, args.folder), paths=args.paths, recursive=args.recursive
     )
     if reply.task_id:  # a recursive deletion runs as a background task: wait for it
-        task = follow_task(ctx, client, reply.task_id, "deleting")
-        require_done(task, f"deleting {', '.join(args.paths)}", "DELETE_FAILED")
+        what = f"deleting {', '.join(args.paths)}"
+        finish_task(ctx, client, reply.task_id, "deleting", "DELETE_FAILED", what)
     print_done(ctx, f"deleted {', '.join(args.paths)}", reply)
     return 0
 
