@@ -67,12 +67,21 @@ class Snapshot:
     versions: dict[str, str]
 
     @classmethod
-    def of(cls, listeners: list[dict[str, Any]], clusters: list[dict[str, Any]]) -> Snapshot:
+    def of(
+        cls,
+        listeners: list[dict[str, Any]],
+        clusters: list[dict[str, Any]],
+        versions: dict[str, str] | None = None,
+    ) -> Snapshot:
         rendered = {CLUSTERS: clusters, LISTENERS: listeners}
         return cls(
             resources={t: [pack(r) for r in items] for t, items in rendered.items()},
-            versions={t: _digest(items) for t, items in rendered.items()},
+            versions=versions or _versions(listeners, clusters),
         )
+
+
+def _versions(listeners: list[dict[str, Any]], clusters: list[dict[str, Any]]) -> dict[str, str]:
+    return {CLUSTERS: _digest(clusters), LISTENERS: _digest(listeners)}
 
 
 EMPTY = Snapshot.of([], [])
@@ -88,10 +97,12 @@ class Snapshots:
     def set(
         self, authority: str, listeners: list[dict[str, Any]], clusters: list[dict[str, Any]]
     ) -> None:
-        snapshot = Snapshot.of(listeners, clusters)
-        if self.current.get(authority) == snapshot:
+        # Every change of any circuit lands here: packing is skipped when nothing changed.
+        versions = _versions(listeners, clusters)
+        known = self.current.get(authority)
+        if known is not None and known.versions == versions:
             return
-        self.current[authority] = snapshot
+        self.current[authority] = Snapshot.of(listeners, clusters, versions)
         for queue in self._streams.get(authority, ()):
             queue.put_nowait(_CHANGED)
 
