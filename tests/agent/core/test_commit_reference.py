@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bai.agent.kernels.commit import reference_problem, target_reference
+from bai.agent.kernels.commit import target_reference
 from bai.common.errors import InvalidArgument
+from bai.common.image_refs import reference_problem
 
 
 @pytest.mark.parametrize(

@@ -25,10 +25,10 @@ from bai.agent.runtime.base import (
     SandboxNotFound,
 )
 from bai.agent.runtime.docker_errors import docker_errors, relay_progress
+from bai.common.image_refs import DEFAULT_TAG
 
 # Config fields the committed image takes from the source image as they are.
 IMAGE_DEFAULTS = ("Cmd", "Entrypoint", "WorkingDir", "User", "StopSignal")
-DEFAULT_TAG = "latest"
 
 
 def split_reference(ref: str) -> tuple[str, str]:

@@ -34,6 +34,7 @@ from bai.common.errors import (
     ResourceExhausted,
     Unavailable,
 )
+from bai.common.image_refs import TAG
 from bai.manager.agents.images import ReportedImage, image_key, upsert_reported
 from bai.manager.agents.pool import AgentClientPool, agent_errors
 from bai.manager.auth.principal import Principal
@@ -44,9 +45,8 @@ from bai.manager.db.policies import UserResourcePolicyRow
 from bai.manager.sessions.queries import load_writable
 
 REGISTRY = "bai.local"
-# One path component of a Docker reference, and a Docker tag.
+# A Docker path component without its doubled separators (the contract's narrower rule).
 _NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 NAME_MAX = 64
 OWNER_LABEL = "ai.backend.customized-image.owner"
 NAME_LABEL = "ai.backend.customized-image.name"
@@ -75,7 +75,7 @@ def parse_commit(
             )
         )
     tag = image_tag or now.strftime("%Y%m%d-%H%M%S")
-    if not _TAG.fullmatch(tag):
+    if not TAG.fullmatch(tag):
         violations.append(
             FieldViolation(
                 "image_tag", "1-128 characters of A-Z, a-z, 0-9, _ . - (not leading . -)"
