@@ -190,6 +190,7 @@ def booted(stack: ThrowawayStack, logs: Path) -> Iterator[tuple[str, int, int]]:
             ("127.0.0.1", authz_port),
             admin_port,
             ads_addr=("127.0.0.1", grpc_port),
+            internal_token=INTERNAL,
         )
     )
     coordinator = [sys.executable, "-m", "bai.coordinator", "start"]

@@ -141,6 +141,7 @@ async def proxy(
             admin_port,
             tmp,
             ads_port=grpc_port if request.param == "ads" else None,
+            internal_token=INTERNAL,
         )
     except BaseException:
         await running.stop()

@@ -124,6 +124,7 @@ async def start_envoy(
     admin_port: int,
     tmp: Path,
     ads_port: int | None = None,
+    internal_token: str = "",
 ) -> Envoy:
     """An app-proxy Envoy for `authority`: over the coordinator's ADS on `ads_port`, or
     from the xDS files under `xds_root`."""
@@ -131,7 +132,12 @@ async def start_envoy(
     ads = None if ads_port is None else ("127.0.0.1", ads_port)
     config.write_text(
         render_app_proxy_bootstrap(
-            authority, xds_root, ("127.0.0.1", authz_port), admin_port, ads_addr=ads
+            authority,
+            xds_root,
+            ("127.0.0.1", authz_port),
+            admin_port,
+            ads_addr=ads,
+            internal_token=internal_token,
         )
     )
     log = tmp / f"envoy-{admin_port}.log"

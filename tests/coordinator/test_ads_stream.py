@@ -15,11 +15,13 @@ from envoy.config.listener.v3 import listener_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.rpc import status_pb2
 
+from bai.common.shared_secret import INTERNAL_TOKEN_HEADER
 from bai.coordinator.xds.ads import CLUSTERS, LISTENERS, AdsServicer, Snapshots
 from bai.coordinator.xds.resources import worker_resources
 from tests.coordinator.test_decisions import SETTINGS, circuit, worker
 
 WORKER = "127.0.0.1:7000"
+TOKEN = "ads-test-internal-token"
 
 
 def rendered(*ports: int) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
@@ -31,11 +33,12 @@ def rendered(*ports: int) -> tuple[list[dict[str, object]], list[dict[str, objec
 class Envoy:
     """One ADS stream, driven like Envoy drives it; replies are read as they come."""
 
-    def __init__(self, channel: grpc.aio.Channel) -> None:
+    def __init__(self, channel: grpc.aio.Channel, token: str = TOKEN) -> None:
         self.requests: asyncio.Queue[discovery_pb2.DiscoveryRequest | None] = asyncio.Queue()
         self.replies: asyncio.Queue[discovery_pb2.DiscoveryResponse] = asyncio.Queue()
         stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-        self.call = stub.StreamAggregatedResources(self._requests())
+        metadata = [(INTERNAL_TOKEN_HEADER, token)] if token else []
+        self.call = stub.StreamAggregatedResources(self._requests(), metadata=metadata)
         self.reader = asyncio.create_task(self._read())
 
     async def _requests(self) -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
@@ -67,7 +70,9 @@ class Envoy:
 async def ads() -> AsyncIterator[tuple[Snapshots, grpc.aio.Channel]]:
     snapshots = Snapshots()
     server = grpc.aio.server()
-    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(AdsServicer(snapshots), server)
+    ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
+        AdsServicer(snapshots, TOKEN), server
+    )
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
@@ -134,3 +139,18 @@ async def test_versions_depend_on_content_only(ads: tuple[Snapshots, grpc.aio.Ch
     snapshots.set("127.0.0.1:7999", *rendered(7000))
     assert len((await envoy.reply()).resources) == 1
     await envoy.close()
+
+
+async def test_a_stream_without_the_internal_token_is_refused(
+    ads: tuple[Snapshots, grpc.aio.Channel],
+) -> None:
+    """The resources carry the cookie key: only callers with the token may read them."""
+    snapshots, channel = ads
+    snapshots.set(WORKER, *rendered(7000))
+    for token in ("", "wrong"):
+        stranger = Envoy(channel, token=token)
+        stranger.ask(CLUSTERS, node={"id": WORKER})  # type: ignore[arg-type]
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await asyncio.wait_for(stranger.reader, 10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert stranger.replies.empty()

@@ -49,6 +49,7 @@ async def app_proxy(manager: ManagerHandle, stack: Any, tmp: Path) -> AsyncItera
             admin_port,
             tmp,
             ads_port=grpc_port,
+            internal_token=INTERNAL,
         )
         apps.coordinator = CoordinatorClient(f"127.0.0.1:{grpc_port}", INTERNAL, 10)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:

@@ -141,7 +141,7 @@ async def start_coordinator(config: CoordinatorConfig) -> RunningCoordinator:
         coordinator_pb2_grpc.add_CircuitServiceServicer_to_server(circuits, server)
         coordinator_pb2_grpc.add_WorkerServiceServicer_to_server(workers, server)
         ads_pb2_grpc.add_AggregatedDiscoveryServiceServicer_to_server(
-            AdsServicer(state.snapshots), server
+            AdsServicer(state.snapshots, config.internal_token), server
         )
 
     server = await start_server(
@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                 (_reachable(config.authz.bind), config.authz.port),
                 args.admin_port,
                 ads_addr=ads,
+                internal_token=config.internal_token,
             ),
             end="",
         )

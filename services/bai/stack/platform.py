@@ -187,6 +187,7 @@ def app_proxy(config: StackConfig) -> ProcessSpec:
                 (config.host, config.port("coordinator-authz")),
                 admin,
                 ads_addr=(config.host, config.port("coordinator")),
+                internal_token=internal_token(config),
             )
         )
 

@@ -38,6 +38,10 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2  # noqa
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import any_pb2, json_format
 
+from bai.common.errors import BaiError
+from bai.common.grpc_errors import to_grpc_status
+from bai.common.shared_secret import check_shared_secret, text_metadata
+
 log = logging.getLogger(__name__)
 
 CLUSTERS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
@@ -161,12 +165,20 @@ class _Stream:
 
 
 class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ignore[misc]
-    def __init__(self, snapshots: Snapshots) -> None:
+    """Envoy shows the internal token like every other caller: the resources hold the
+    cookie key, and whoever reads them could forge app cookies."""
+
+    def __init__(self, snapshots: Snapshots, internal_token: str) -> None:
         self.snapshots = snapshots
+        self.internal_token = internal_token
 
     async def StreamAggregatedResources(
         self, request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest], context: Any
     ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
+        try:
+            check_shared_secret(self.internal_token, text_metadata(context))
+        except BaiError as exc:
+            await context.abort_with_status(to_grpc_status(exc))
         queue: asyncio.Queue[object] = asyncio.Queue()
         reader = asyncio.create_task(_read(request_iterator, queue))
         stream = _Stream()

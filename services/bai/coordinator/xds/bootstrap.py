@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bai.common.shared_secret import INTERNAL_TOKEN_HEADER
 from bai.coordinator.xds.files import CDS_FILE, LDS_FILE, ensure_worker_files, worker_directory
 from bai.coordinator.xds.filters import AUTHZ_CLUSTER
 from bai.coordinator.xds.resources import is_ip_literal
@@ -58,13 +59,16 @@ def _static_cluster(name: str, address: tuple[str, int], http2: bool = False) ->
     return cluster
 
 
-def _ads_sources() -> dict[str, Any]:
+def _ads_sources(internal_token: str) -> dict[str, Any]:
     ads = {"resource_api_version": "V3", "ads": {}}
+    service: dict[str, Any] = {"envoy_grpc": {"cluster_name": XDS_CLUSTER}}
+    if internal_token:
+        service["initial_metadata"] = [{"key": INTERNAL_TOKEN_HEADER, "value": internal_token}]
     return {
         "ads_config": {
             "api_type": "GRPC",
             "transport_api_version": "V3",
-            "grpc_services": [{"envoy_grpc": {"cluster_name": XDS_CLUSTER}}],
+            "grpc_services": [service],
             # The node (the worker's authority) names the stream; once is enough.
             "set_node_on_first_message_only": True,
         },
@@ -80,12 +84,14 @@ def app_proxy_bootstrap(
     admin_port: int,
     admin_address: str = "127.0.0.1",
     ads_addr: tuple[str, int] | None = None,
+    internal_token: str = "",
 ) -> dict[str, Any]:
-    """Bootstrap for the worker `authority`: over ADS from the coordinator at `ads_addr`,
-    else from files (its xDS directory and empty files are created)."""
+    """Bootstrap for the worker `authority`: over ADS from the coordinator at `ads_addr`
+    (showing `internal_token`), else from files (its xDS directory and empty files are
+    created)."""
     clusters = [_static_cluster(AUTHZ_CLUSTER, authz_addr)]
     if ads_addr is not None:
-        dynamic = _ads_sources()
+        dynamic = _ads_sources(internal_token)
         clusters.append(_static_cluster(XDS_CLUSTER, ads_addr, http2=True))
     else:
         directory = worker_directory(xds_root.resolve(), authority)
@@ -122,8 +128,16 @@ def render_app_proxy_bootstrap(
     authz_addr: tuple[str, int],
     admin_port: int,
     ads_addr: tuple[str, int] | None = None,
+    internal_token: str = "",
 ) -> str:
-    bootstrap = app_proxy_bootstrap(authority, xds_root, authz_addr, admin_port, ads_addr=ads_addr)
+    bootstrap = app_proxy_bootstrap(
+        authority,
+        xds_root,
+        authz_addr,
+        admin_port,
+        ads_addr=ads_addr,
+        internal_token=internal_token,
+    )
     return json.dumps(bootstrap, indent=2) + "\n"
 
 

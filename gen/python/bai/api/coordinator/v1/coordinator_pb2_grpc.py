@@ -50,7 +50,8 @@ class CircuitServiceStub:
     from its database before it answers.
 
     Who may call: CircuitService, the manager; WorkerService, worker
-    launchers. Both send the internal token in the "x-bai-internal-token"
+    launchers; ADS, the workers' Envoys (the resources hold the cookie key).
+    All send the internal token in the "x-bai-internal-token"
     metadata (a shared secret distributed through etcd); missing or wrong
     answers UNAUTHENTICATED with CREDENTIALS_MISSING or TOKEN_INVALID. Every
     RPC may also answer SHUTTING_DOWN and DEPENDENCY_UNAVAILABLE.
@@ -119,7 +120,8 @@ class CircuitServiceServicer:
     from its database before it answers.
 
     Who may call: CircuitService, the manager; WorkerService, worker
-    launchers. Both send the internal token in the "x-bai-internal-token"
+    launchers; ADS, the workers' Envoys (the resources hold the cookie key).
+    All send the internal token in the "x-bai-internal-token"
     metadata (a shared secret distributed through etcd); missing or wrong
     answers UNAUTHENTICATED with CREDENTIALS_MISSING or TOKEN_INVALID. Every
     RPC may also answer SHUTTING_DOWN and DEPENDENCY_UNAVAILABLE.
@@ -249,7 +251,8 @@ class CircuitService:
     from its database before it answers.
 
     Who may call: CircuitService, the manager; WorkerService, worker
-    launchers. Both send the internal token in the "x-bai-internal-token"
+    launchers; ADS, the workers' Envoys (the resources hold the cookie key).
+    All send the internal token in the "x-bai-internal-token"
     metadata (a shared secret distributed through etcd); missing or wrong
     answers UNAUTHENTICATED with CREDENTIALS_MISSING or TOKEN_INVALID. Every
     RPC may also answer SHUTTING_DOWN and DEPENDENCY_UNAVAILABLE.

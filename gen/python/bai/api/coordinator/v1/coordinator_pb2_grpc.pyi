@@ -51,7 +51,8 @@ class CircuitServiceStub:
         from its database before it answers.
 
     Who may call: CircuitService, the manager; WorkerService, worker
-    launchers. Both send the internal token in the "x-bai-internal-token"
+    launchers; ADS, the workers' Envoys (the resources hold the cookie key).
+    All send the internal token in the "x-bai-internal-token"
     metadata (a shared secret distributed through etcd); missing or wrong
     answers UNAUTHENTICATED with CREDENTIALS_MISSING or TOKEN_INVALID. Every
     RPC may also answer SHUTTING_DOWN and DEPENDENCY_UNAVAILABLE.
@@ -122,7 +123,8 @@ class CircuitServiceAsyncStub(CircuitServiceStub):
         from its database before it answers.
 
     Who may call: CircuitService, the manager; WorkerService, worker
-    launchers. Both send the internal token in the "x-bai-internal-token"
+    launchers; ADS, the workers' Envoys (the resources hold the cookie key).
+    All send the internal token in the "x-bai-internal-token"
     metadata (a shared secret distributed through etcd); missing or wrong
     answers UNAUTHENTICATED with CREDENTIALS_MISSING or TOKEN_INVALID. Every
     RPC may also answer SHUTTING_DOWN and DEPENDENCY_UNAVAILABLE.
@@ -189,7 +191,8 @@ class CircuitServiceServicer(metaclass=_abc_1.ABCMeta):
         from its database before it answers.
 
     Who may call: CircuitService, the manager; WorkerService, worker
-    launchers. Both send the internal token in the "x-bai-internal-token"
+    launchers; ADS, the workers' Envoys (the resources hold the cookie key).
+    All send the internal token in the "x-bai-internal-token"
     metadata (a shared secret distributed through etcd); missing or wrong
     answers UNAUTHENTICATED with CREDENTIALS_MISSING or TOKEN_INVALID. Every
     RPC may also answer SHUTTING_DOWN and DEPENDENCY_UNAVAILABLE.
