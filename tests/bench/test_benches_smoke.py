@@ -106,9 +106,11 @@ def test_session_start() -> None:
 
 
 def test_storage() -> None:
-    summary = run_bench("storage.py", "--size", "8MiB")
+    summary = run_bench("storage.py", "--size", "8MiB", "--rounds", "1")
     assert summary["bench"] == "storage_transfer" and summary["proxy_peak_rss_mb"] > 0
     assert summary["baseline"] > 0 and isinstance(summary["ok"], bool)
+    for path in ("http_upload", "http_download", "grpc_upload", "grpc_download"):
+        assert summary[f"{path}_mbps"] > 0
 
 
 def test_app_proxy() -> None:

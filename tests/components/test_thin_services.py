@@ -64,6 +64,7 @@ def _run_component(
         f"BAI_{upper}__GRPC_PORT": str(grpc_port),
         f"BAI_{upper}__METRICS_PORT": str(metrics_port),
         f"BAI_{upper}__MANAGER_PORT": str(extra),
+        "BAI_STORAGE__HTTP_PORT": "0",
         f"BAI_{upper}__ETCD__HOST": stack.etcd_host,
         f"BAI_{upper}__ETCD__PORT": str(stack.etcd_port),
         f"BAI_{upper}__ETCD__PREFIX": prefix,

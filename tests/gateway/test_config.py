@@ -133,11 +133,18 @@ def test_config_shape() -> None:
     clusters = {c["name"]: c for c in cfg["static_resources"]["clusters"]}
     assert clusters["manager"]["type"] == "STRICT_DNS"
     assert clusters["storage"]["type"] == "STATIC"
-    for c in clusters.values():
+    for name, c in clusters.items():
         proto_opts = c["typed_extension_protocol_options"][
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
         ]
-        assert "http2_protocol_options" in proto_opts["explicit_http_config"]
+        # gRPC upstreams speak h2c; the storage proxy's HTTP transfers, HTTP/1.1.
+        expected = "http_protocol_options" if name == "storage_http" else "http2_protocol_options"
+        assert expected in proto_opts["explicit_http_config"]
+    http_route = routes[1]
+    assert http_route["match"] == {"prefix": "/storage/v1/"}
+    assert http_route["route"]["cluster"] == "storage_http"
+    off = http_route["typed_per_filter_config"]["envoy.filters.http.grpc_json_transcoder"]
+    assert off["disabled"] is True
     with pytest.raises(ValueError):
         gateway_config(descriptor_path=DESCRIPTOR, services=[])
 

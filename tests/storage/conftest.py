@@ -41,6 +41,7 @@ def storage_config(root: Path, **extra: object) -> StorageConfig:
         grpc_port=0,
         manager_port=0,
         metrics_port=0,
+        http_port=0,
         etcd=EtcdConfig(enabled=False),
         volumes={VOLUME: VolumeConfig(path=str(root))},
         jwt_secret=JWT_SECRET,

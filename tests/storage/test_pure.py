@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bai.common.errors import InvalidArgument, ResourceExhausted
+from bai.storage.http.ranges import Unsatisfiable, requested_span
 from bai.storage.listing import cut_page, make_page_token, page_size, read_page_token
 from bai.storage.paths import escapes, split_name, split_relpath
 from bai.storage.quota import QuotaScopeId, VFolderId, check_fits, check_not_full, remaining
@@ -103,3 +104,28 @@ def test_byte_ranges() -> None:
     for offset, length in ((11, 0), (5, 6), (-1, 0), (0, -1)):
         with pytest.raises(InvalidArgument):
             byte_range(10, offset, length)
+
+
+@pytest.mark.parametrize(
+    ("header", "span"),
+    [
+        (None, None),
+        ("bytes=0-9", (0, 10)),
+        ("bytes=10-", (10, 100)),
+        ("bytes=-5", (95, 100)),
+        ("bytes=-500", (0, 100)),
+        ("bytes=90-500", (90, 100)),
+        ("bytes=0-1,5-6", None),  # several ranges: the whole file
+        ("items=0-9", None),
+        ("bytes=9-3", None),
+        ("bytes=a-b", None),
+    ],
+)
+def test_requested_span(header: str | None, span: tuple[int, int] | None) -> None:
+    assert requested_span(header, 100) == span
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=150-200", "bytes=-0"])
+def test_unsatisfiable_span(header: str) -> None:
+    with pytest.raises(Unsatisfiable):
+        requested_span(header, 100)

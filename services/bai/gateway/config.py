@@ -13,6 +13,8 @@
   the gateway;
 * `/bai.api.storage.v1.FileService/` goes to the storage proxy, everything
   else to the manager, both over HTTP/2;
+* `/storage/v1/` (plain-HTTP uploads and downloads) goes to the storage
+  proxy's HTTP port over HTTP/1.1, unbuffered and without a deadline;
 * optionally a static web UI under `/ui/` (see `_ui_routes`).
 """
 
@@ -41,6 +43,7 @@ INTERNAL_SERVICES = frozenset({"bai.api.manager.v1.AgentRegistryService"})
 DEFAULT_DESCRIPTOR = Path("gen/descriptor/bai.binpb")
 
 STORAGE_PREFIX = "/bai.api.storage.v1.FileService/"
+STORAGE_HTTP_PREFIX = "/storage/v1/"
 # Streams (logs, events, stats, file transfers) may stay open indefinitely, so
 # gRPC routes have no overall timeout (`timeout: 0s`); a stream that is silent
 # in both directions this long is reset. Servers with long-lived quiet streams
@@ -59,8 +62,23 @@ CORS_ALLOW_HEADERS = (
     "x-bai-signature",
     "x-user-agent",
     "grpc-timeout",
+    # HTTP transfers (bai.storage.http): ranges, resumable uploads, checksums.
+    "range",
+    "upload-offset",
+    "upload-length",
+    "x-bai-sha256",
+    "x-bai-mode",
 )
-CORS_EXPOSE_HEADERS = ("grpc-status", "grpc-message", "grpc-status-details-bin")
+CORS_EXPOSE_HEADERS = (
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "content-range",
+    "content-disposition",
+    "upload-offset",
+    "upload-length",
+    "x-bai-upload-complete",
+)
 CORS_ALLOW_METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE", "OPTIONS")
 
 _TYPE = "type.googleapis.com/"
@@ -79,6 +97,9 @@ DOWNSTREAM_CONNECTIONS_TYPE = (
     + "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
 )
 STDOUT_LOG_TYPE = _TYPE + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+_TRANSCODER_OFF = {
+    "envoy.filters.http.grpc_json_transcoder": {"@type": FILTER_CONFIG_TYPE, "disabled": True}
+}
 
 HEADER = """\
 Envoy gateway for bai: gRPC (h2c), grpc-web and REST/JSON on one port.
@@ -137,27 +158,28 @@ def gateway_process_argv(
     return argv
 
 
-def _cluster(name: str, addr: tuple[str, int]) -> dict[str, Any]:
+def _cluster(name: str, addr: tuple[str, int], *, http2: bool = True) -> dict[str, Any]:
     host, port = addr
     try:
         ipaddress.ip_address(host)
         discovery = "STATIC"
     except ValueError:
         discovery = "STRICT_DNS"
+    # gRPC upstreams: always HTTP/2 (h2c), whatever the client spoke.
+    protocol = (
+        {"http2_protocol_options": {"connection_keepalive": {"interval": "30s", "timeout": "5s"}}}
+        if http2
+        else {"http_protocol_options": {}}
+    )
     return {
         "name": name,
         "type": discovery,
         "connect_timeout": UPSTREAM_CONNECT_TIMEOUT,
         "lb_policy": "ROUND_ROBIN",
-        # gRPC upstreams: always HTTP/2 (h2c), whatever the client spoke.
         "typed_extension_protocol_options": {
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": HTTP_OPTIONS_TYPE,
-                "explicit_http_config": {
-                    "http2_protocol_options": {
-                        "connection_keepalive": {"interval": "30s", "timeout": "5s"},
-                    },
-                },
+                "explicit_http_config": protocol,
             },
         },
         "load_assignment": {
@@ -192,6 +214,14 @@ def _grpc_route(match: dict[str, Any], cluster: str) -> dict[str, Any]:
     }
 
 
+def _storage_http_route() -> dict[str, Any]:
+    # Not gRPC: the transcoder (which rejects unknown methods) is off here.
+    route = _grpc_route({"prefix": STORAGE_HTTP_PREFIX}, "storage_http")
+    del route["route"]["max_stream_duration"]
+    route["typed_per_filter_config"] = _TRANSCODER_OFF
+    return route
+
+
 _UTF8_TYPES = frozenset({"application/javascript", "application/json", "image/svg+xml"})
 
 
@@ -204,14 +234,8 @@ def _ui_routes(web_root: Path) -> tuple[list[dict[str, Any]], int]:
     single-page app's client-side routes). Returns the routes and the largest
     body size (for max_direct_response_body_size_bytes).
     """
-    # Static files are not API calls: the transcoder (which rejects unknown
-    # methods) is switched off on these routes.
-    off = {
-        "envoy.filters.http.grpc_json_transcoder": {
-            "@type": FILTER_CONFIG_TYPE,
-            "disabled": True,
-        }
-    }
+    # Static files are not API calls: the transcoder is switched off here too.
+    off = _TRANSCODER_OFF
     root = web_root.resolve()
     # "/" and "/ui" lead a browser to the UI; no gRPC or REST path is either.
     routes: list[dict[str, Any]] = [
@@ -268,6 +292,7 @@ def gateway_config(
     admin_port: int = 9901,
     manager_addr: tuple[str, int] = ("127.0.0.1", 8091),
     storage_addr: tuple[str, int] = ("127.0.0.1", 6021),
+    storage_http_addr: tuple[str, int] = ("127.0.0.1", 6023),
     descriptor_path: Path,
     services: list[str],
     web_root: Path | None = None,
@@ -280,6 +305,7 @@ def gateway_config(
         raise ValueError("the JSON transcoder needs at least one service")
     routes: list[dict[str, Any]] = [
         _grpc_route({"prefix": STORAGE_PREFIX}, "storage"),
+        _storage_http_route(),
     ]
     max_body = 0
     if web_root is not None:
@@ -400,6 +426,7 @@ def gateway_config(
             "clusters": [
                 _cluster("manager", manager_addr),
                 _cluster("storage", storage_addr),
+                _cluster("storage_http", storage_http_addr, http2=False),
             ],
         },
     }
@@ -411,6 +438,7 @@ def render_gateway_config(
     admin_port: int = 9901,
     manager_addr: tuple[str, int] = ("127.0.0.1", 8091),
     storage_addr: tuple[str, int] = ("127.0.0.1", 6021),
+    storage_http_addr: tuple[str, int] = ("127.0.0.1", 6023),
     descriptor_path: Path,
     services: list[str],
     web_root: Path | None = None,
@@ -430,6 +458,7 @@ def render_gateway_config(
         admin_port=admin_port,
         manager_addr=manager_addr,
         storage_addr=storage_addr,
+        storage_http_addr=storage_http_addr,
         descriptor_path=descriptor_path,
         services=services,
         web_root=web_root,

@@ -24,6 +24,7 @@ DEFAULT_PORTS: Mapping[str, int] = {
     "manager-metrics": 18080,
     "storage": 6021,
     "storage-manager": 6022,
+    "storage-http": 6023,
     "storage-metrics": 16023,
     "agent": 6011,
     "agent-metrics": 6003,

@@ -142,6 +142,7 @@ def storage(config: StackConfig) -> ProcessSpec:
     volume = config.component_dir("storage") / STORAGE_VOLUME
     env = {
         "BAI_STORAGE__MANAGER_PORT": str(config.port("storage-manager")),
+        "BAI_STORAGE__HTTP_PORT": str(config.port("storage-http")),
         f"BAI_STORAGE__VOLUMES__{STORAGE_VOLUME.upper()}__PATH": str(volume),
         "BAI_STORAGE__JWT_SECRET": stack_secret(config, "storage-jwt-secret"),
         "BAI_STORAGE__MANAGER_TOKEN": internal_token(config),
@@ -253,6 +254,7 @@ def envoy(config: StackConfig) -> ProcessSpec:
                 admin_port=admin,
                 manager_addr=(config.host, config.port("manager")),
                 storage_addr=(config.host, config.port("storage")),
+                storage_http_addr=(config.host, config.port("storage-http")),
                 descriptor_path=descriptor,
                 services=services_in_descriptor(descriptor),
                 web_root=web if (web / "index.html").is_file() else None,

@@ -27,6 +27,8 @@ class StorageConfig(ComponentConfig):
     grpc_port: int = Field(default=6021, ge=0, le=65535)
     # StorageService, for the manager.
     manager_port: int = Field(default=6022, ge=0, le=65535)
+    # Plain-HTTP transfers (/storage/v1/download, /storage/v1/upload), through Envoy.
+    http_port: int = Field(default=6023, ge=0, le=65535)
     metrics_port: int = Field(default=16023, ge=0, le=65535)
     volumes: dict[str, VolumeConfig] = Field(default_factory=dict)
     # HS256 secret of transfer tokens; every proxy of a cluster shares it.

@@ -2,7 +2,9 @@
 
 Serves FileService for clients (grpc_port, 6021, reached through Envoy) and
 StorageService for the manager (manager_port, 6022) on two gRPC servers,
-each with health and reflection; /metrics on metrics_port. A sweeper
+each with health and reflection; the same transfers as plain HTTP on
+http_port (6023, reached through Envoy under /storage/v1/); /metrics on
+metrics_port. A sweeper
 removes abandoned partial uploads. On SIGTERM it stops taking calls and
 drains the running ones; partial uploads stay for the client to resume.
 """
@@ -29,6 +31,7 @@ from bai.storage.api.file_servicer import FileServicer
 from bai.storage.api.storage_servicer import StorageServicer
 from bai.storage.config import StorageConfig
 from bai.storage.context import StorageContext
+from bai.storage.http.server import TransferHttpServer
 from bai.storage.memory import limit_malloc_arenas
 from bai.storage.transfers.sweeper import sweep_forever
 
@@ -45,11 +48,16 @@ class RunningStorage:
     client_server: RunningServer
     manager_server: grpc.aio.Server
     manager_port: int
+    http_server: TransferHttpServer
     sweeper: asyncio.Task[None]
 
     @property
     def grpc_port(self) -> int:
         return self.client_server.grpc_port
+
+    @property
+    def http_port(self) -> int:
+        return self.http_server.port
 
     async def stop(self) -> None:
         self.ctx.shutting_down = True
@@ -57,6 +65,7 @@ class RunningStorage:
         with contextlib.suppress(asyncio.CancelledError):
             await self.sweeper
         await self.manager_server.stop(self.client_server.spec.grace_seconds)
+        await self.http_server.stop()
         await self.client_server.stop()
         await self.ctx.drain()
 
@@ -100,6 +109,15 @@ async def start_storage(config: StorageConfig) -> RunningStorage:
             options=SERVER_OPTIONS,
         )
     )
+    http_server = TransferHttpServer(
+        ctx, config.bind, config.http_port, client_server.spec.grace_seconds
+    )
+    try:
+        await http_server.start()
+    except OSError:
+        await client_server.stop()
+        await manager_server.stop(None)
+        raise
     sweeper = asyncio.get_running_loop().create_task(
         sweep_forever(
             ctx.pool, config.upload_staging_ttl_seconds, config.upload_sweep_interval_seconds
@@ -107,16 +125,23 @@ async def start_storage(config: StorageConfig) -> RunningStorage:
     )
     log.info(
         "storage proxy serving",
-        extra={"grpc_port": client_server.grpc_port, "manager_port": manager_port},
+        extra={
+            "grpc_port": client_server.grpc_port,
+            "manager_port": manager_port,
+            "http_port": http_server.port,
+        },
     )
-    return RunningStorage(ctx, client_server, manager_server, manager_port, sweeper)
+    return RunningStorage(ctx, client_server, manager_server, manager_port, http_server, sweeper)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bai storage", description="The bai storage proxy.")
     parser.add_argument("--config", type=Path, help="TOML config file (BAI_STORAGE__* overrides)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("start", help="serve FileService (clients) and StorageService (manager)")
+    sub.add_parser(
+        "start",
+        help="serve FileService and HTTP transfers (clients) and StorageService (manager)",
+    )
     args = parser.parse_args(argv)
     limit_malloc_arenas()
 

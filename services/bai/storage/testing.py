@@ -31,8 +31,10 @@ class ProxyProcess:
         jwt_secret: str,
         manager_token: str,
         metrics_port: int = 0,
+        http_port: int = 0,
     ) -> None:
         self.client_port = client_port
+        self.http_port = http_port
         self.manager_port = manager_port
         self.log = log
         self.env = {
@@ -41,6 +43,7 @@ class ProxyProcess:
             "BAI_STORAGE__BIND": "127.0.0.1",
             "BAI_STORAGE__GRPC_PORT": str(client_port),
             "BAI_STORAGE__MANAGER_PORT": str(manager_port),
+            "BAI_STORAGE__HTTP_PORT": str(http_port),
             "BAI_STORAGE__METRICS_PORT": str(metrics_port),
             "BAI_STORAGE__VOLUMES__LOCAL__PATH": str(volume),
             "BAI_STORAGE__JWT_SECRET": jwt_secret,
@@ -117,7 +120,13 @@ class GatewayProcess:
     """The real gateway Envoy (rendered config) routing FileService to a storage proxy."""
 
     def __init__(
-        self, workdir: Path, *, listen_port: int, admin_port: int, storage_port: int
+        self,
+        workdir: Path,
+        *,
+        listen_port: int,
+        admin_port: int,
+        storage_port: int,
+        storage_http_port: int = 0,
     ) -> None:
         from bai.gateway.config import (
             DEFAULT_DESCRIPTOR,
@@ -139,6 +148,7 @@ class GatewayProcess:
                 admin_port=admin_port,
                 manager_addr=("127.0.0.1", unused_manager),
                 storage_addr=("127.0.0.1", storage_port),
+                storage_http_addr=("127.0.0.1", storage_http_port or unused_manager),
                 descriptor_path=descriptor,
                 services=services_in_descriptor(descriptor),
                 listen_address="127.0.0.1",
