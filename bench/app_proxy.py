@@ -7,18 +7,27 @@ over ADS and, standing in for a kernel's app, a small aiohttp app in its own
 process. One private circuit points at the app; the client presents the
 circuit cookie (as a browser does after redeeming its token), so each proxied
 request passes Envoy's RBAC-free cookie check (jwt_authn, HS256) and router.
+For reference, a bare Envoy (static config, only the router filter, same app,
+same Envoy flags and so the same --concurrency) runs beside it: the gap between
+it and direct is Envoy itself on this machine, the rest is our filters.
 
-  * Throughput: C keep-alive connections issue GETs for D seconds, directly to
-    the app's port and through the circuit's port, alternating for R rounds;
-    requests/s is the total over the rounds. Target: proxied >= 0.8x direct.
-  * Latency: N sequential GETs on one connection each way (interleaved);
-    p50/p99. Target: proxied p50 - direct p50 <= 1 ms.
+  * Throughput: wrk (`-t1 -cC -dDs`, the cookie as a header) drives C keep-alive
+    connections for D seconds, directly to the app's port, through the circuit's
+    port (cookie and public) and through the bare Envoy, alternating for R
+    rounds; requests/s is the mean over the rounds. Any non-2xx answer fails the
+    bench. Without wrk (and not root to install it) a Python client does it and
+    the output says so. Target: proxied (cookie) >= 0.8x direct.
+  * Latency: N sequential GETs on one connection each way (interleaved, Python
+    client); p50/p99. Target: proxied p50 - direct p50 <= 1 ms.
   * Registration: K times, CreateCircuit, then GET through Envoy until the
-    first 200 (polling every 1 ms); the time from the call to that answer.
-    Target: p50 < 100 ms. Each circuit is deleted (untimed) afterwards.
+    first 200 (polling every 1 ms); the time from the call to that answer
+    (CreateCircuit answers once Envoy has ACKed the circuit, so the first GET
+    normally succeeds). Target: p50 < 100 ms. Each circuit is deleted
+    (untimed) afterwards.
 
-The client is a raw asyncio HTTP/1.1 client, so that it costs little next to
-the app. The last line is the JSON summary (throughput ratio is the value).
+The last line is the JSON summary: the value is the cookie path's requests/s,
+its ratio to direct is "ratio"; "bare_envoy_rps"/"bare_envoy_ratio" are the
+reference; "load_client" says which client measured throughput.
 
     python bench/app_proxy.py [--seconds 5] [--rounds 2] [--connections 16]
                               [--latency 3000] [--registrations 20] [--quick]
@@ -39,8 +48,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
+from http_load import Load, first_success, latencies, load_client, python_throughput
 from latency import p50, percentile, rounded, summary_line
 from platform_stack import bench_dir, cpu_seconds, process, wait_ready
 
@@ -48,7 +59,7 @@ from bai.api.coordinator.v1 import coordinator_pb2 as pb
 from bai.api.coordinator.v1 import coordinator_pb2_grpc
 from bai.coordinator.tokens import cookie_key, issue_cookie
 from bai.coordinator.xds.bootstrap import app_proxy_process_argv, render_app_proxy_bootstrap
-from bai.coordinator.xds.filters import cookie_name
+from bai.coordinator.xds.filters import cookie_name, hcm
 from bai.stack.testing import ThrowawayStack, free_ports
 
 SECRET = "bench-app-proxy-secret-of-32-bytes-or-more"
@@ -73,98 +84,58 @@ def serve_app(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-# --- a small fast client ---
-
-
-class Connection:
-    def __init__(self, port: int, headers: dict[str, str]) -> None:
-        self.port = port
-        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        self.request = f"GET / HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n{extra}\r\n".encode()
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def open(self) -> Connection:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        return self
-
-    async def get(self) -> int:
-        assert self.reader is not None and self.writer is not None
-        self.writer.write(self.request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        await self.reader.readexactly(length)
-        return int(head[9:12])
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-async def throughput(port: int, headers: dict[str, str], conns: int, seconds: float) -> float:
-    done = 0
-    stop_at = time.perf_counter() + seconds
-
-    async def worker() -> None:
-        nonlocal done
-        conn = await Connection(port, headers).open()
-        try:
-            while time.perf_counter() < stop_at:
-                status = await conn.get()
-                if status != 200:
-                    raise RuntimeError(f"status {status} from port {port}")
-                done += 1
-        finally:
-            conn.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(conns)))
-    return done / (time.perf_counter() - started)
-
-
-async def latencies(port: int, headers: dict[str, str], count: int) -> list[float]:
-    conn = await Connection(port, headers).open()
-    samples = []
-    try:
-        for _ in range(count):
-            started = time.perf_counter()
-            status = await conn.get()
-            samples.append((time.perf_counter() - started) * 1000)
-            if status != 200:
-                raise RuntimeError(f"status {status} from port {port}")
-    finally:
-        conn.close()
-    return samples
-
-
-async def first_success(port: int, headers: dict[str, str]) -> None:
-    while True:
-        try:
-            conn = await Connection(port, headers).open()
-        except OSError:
-            await asyncio.sleep(0.001)
-            continue
-        try:
-            if await conn.get() == 200:
-                return
-        except (OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            conn.close()
-        await asyncio.sleep(0.001)
-
-
 # --- the platform pieces ---
 
 
+def bare_envoy_bootstrap(listen_port: int, app_port: int) -> dict[str, Any]:
+    """One listener, our connection manager with only the router filter, one plain
+    static cluster: what Envoy costs without our filters."""
+    route = {"cluster": "app", "timeout": "0s"}
+    vhost = {
+        "name": "app",
+        "domains": ["*"],
+        "routes": [{"match": {"prefix": "/"}, "route": route}],
+    }
+    address = {"socket_address": {"address": "127.0.0.1", "port_value": app_port}}
+    return {
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "bare",
+                    "address": {
+                        "socket_address": {"address": "127.0.0.1", "port_value": listen_port}
+                    },
+                    "filter_chains": [{"filters": [hcm("bare", [vhost], [])]}],
+                }
+            ],
+            "clusters": [
+                {
+                    "name": "app",
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "load_assignment": {
+                        "cluster_name": "app",
+                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+                    },
+                }
+            ],
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Platform:
+    address: str  # the coordinator's gRPC
+    app_port: int
+    envoy_pid: int
+    bare_port: int
+    bare_pid: int
+
+
 @contextmanager
-def booted(stack: ThrowawayStack, logs: Path) -> Iterator[tuple[str, int, int]]:
-    """Coordinator, Envoy and app; yields (coordinator address, app port, Envoy's pid)."""
-    grpc_port, metrics_port, authz_port, admin_port, app_port = free_ports(5)
+def booted(stack: ThrowawayStack, logs: Path) -> Iterator[Platform]:
+    """Coordinator, its Envoy, the bare Envoy and the app."""
+    grpc_port, metrics_port, authz_port, admin_port, app_port, bare_port = free_ports(6)
     base = _port_block()
     authority = f"127.0.0.1:{base}"
     xds = logs / "xds"
@@ -193,18 +164,21 @@ def booted(stack: ThrowawayStack, logs: Path) -> Iterator[tuple[str, int, int]]:
             internal_token=INTERNAL,
         )
     )
+    bare = logs / "bare-envoy.json"
+    bare.write_text(json.dumps(bare_envoy_bootstrap(bare_port, app_port)))
     coordinator = [sys.executable, "-m", "bai.coordinator", "start"]
     app = [sys.executable, __file__, "--serve-app", str(app_port)]
     envoy = app_proxy_process_argv(bootstrap, log_level="warning")
     with (
         process(coordinator, env, logs / "coordinator.log") as coordinator_proc,
         process(envoy, {}, logs / "envoy.log") as envoy_proc,
+        process(app_proxy_process_argv(bare, "warning"), {}, logs / "bare.log") as bare_proc,
         process(app, {}, logs / "app.log"),
     ):
         address = f"127.0.0.1:{grpc_port}"
         wait_ready(address, coordinator_proc, logs / "coordinator.log")
         asyncio.run(first_success(app_port, {}))
-        yield address, app_port, envoy_proc.pid
+        yield Platform(address, app_port, envoy_proc.pid, bare_port, bare_proc.pid)
 
 
 def _port_block() -> int:
@@ -247,6 +221,7 @@ class Measured:
     name: str
     port: int
     headers: dict[str, str]
+    pid: int  # the Envoy on the path (0: none)
     rps: list[float] = field(default_factory=list)
     ms: list[float] = field(default_factory=list)
     envoy_cpu: float = 0.0
@@ -270,40 +245,44 @@ async def registrations(
     return times
 
 
-async def measure(
-    address: str, app_port: int, envoy_pid: int, args: argparse.Namespace
-) -> dict[str, object]:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def measure(platform: Platform, load: Load, args: argparse.Namespace) -> dict[str, object]:
+    app_port = platform.app_port
+    async with grpc.aio.insecure_channel(platform.address) as channel:
         stub = coordinator_pb2_grpc.CircuitServiceStub(channel)
         registration = await registrations(stub, app_port, args.registrations)
         private = await create_circuit(stub, app_port)
         public = await create_circuit(stub, app_port, public=True)
     paths = [
-        Measured("direct", app_port, {}),
-        Measured("envoy (cookie)", private.port, cookie_for(private)),
-        Measured("envoy (public)", public.port, {}),
+        Measured("direct", app_port, {}, 0),
+        Measured("envoy (cookie)", private.port, cookie_for(private), platform.envoy_pid),
+        Measured("envoy (public)", public.port, {}, platform.envoy_pid),
+        Measured("bare envoy", platform.bare_port, {}, platform.bare_pid),
     ]
     for path in paths:
         await asyncio.wait_for(first_success(path.port, path.headers), 30)
-        await throughput(path.port, path.headers, args.connections, 0.3)  # warm-up
+        await python_throughput(path.port, path.headers, args.connections, 0.3)  # warm-up
+    print(f"throughput client: {load.client} ({load.wrk or 'wrk not found'})")
     # Alternate the paths so that drift (other load on the machine) hits all alike.
     for _ in range(args.rounds):
         for path in paths:
-            cpu_before = cpu_seconds(envoy_pid)
-            rps = await throughput(path.port, path.headers, args.connections, args.seconds)
+            cpu_before = cpu_seconds(path.pid) if path.pid else 0.0
+            started = time.perf_counter()
+            rps = await load.rps(path.port, path.headers, args.connections, args.seconds)
+            elapsed = time.perf_counter() - started
             path.rps.append(rps)
-            path.envoy_cpu += cpu_seconds(envoy_pid) - cpu_before
-            path.requests += rps * args.seconds
+            if path.pid:
+                path.envoy_cpu += cpu_seconds(path.pid) - cpu_before
+            path.requests += rps * elapsed
     chunk = max(1, args.latency // 10)
     for _ in range(10):
         for path in paths:
             path.ms += await latencies(path.port, path.headers, chunk)
 
-    direct, cookie, open_ = paths
+    direct, cookie, open_, bare = paths
     ratio = cookie.mean_rps / direct.mean_rps
     added = p50(cookie.ms) - p50(direct.ms)
     for path in paths:
-        cpu_us = path.envoy_cpu / path.requests * 1e6 if path.requests else float("nan")
+        cpu_us = path.envoy_cpu / path.requests * 1e6 if path.pid else float("nan")
         print(
             f"{path.name:<16} {path.mean_rps:9.0f} req/s  ({path.mean_rps / direct.mean_rps:.2f}x)"
             f"  p50 {p50(path.ms):6.3f} ms  p99 {percentile(path.ms, 99):6.3f} ms"
@@ -311,7 +290,8 @@ async def measure(
         )
     print(
         f"throughput ratio (cookie) {ratio:.2f} (target >= 0.8); added p50 {added:.3f} ms"
-        " (target <= 1 ms)"
+        f" (target <= 1 ms); bare envoy {bare.mean_rps / direct.mean_rps:.2f}x direct,"
+        f" cookie path {cookie.mean_rps / bare.mean_rps:.2f}x bare envoy"
     )
     print(summary_line("registration -> first 200", registration) + " (target p50 < 100 ms)")
     ok = ratio >= 0.8 and added <= 1.0 and p50(registration) < 100
@@ -324,9 +304,12 @@ async def measure(
         "target": 0.8,
         "ok": ok,
         "connections": args.connections,
+        "load_client": load.client,
         "cpus": os.cpu_count(),
         "public_rps": round(open_.mean_rps, 1),
         "public_ratio": round(open_.mean_rps / direct.mean_rps, 3),
+        "bare_envoy_rps": round(bare.mean_rps, 1),
+        "bare_envoy_ratio": round(bare.mean_rps / direct.mean_rps, 3),
         "envoy_cpu_us_per_request": rounded(cookie.envoy_cpu / cookie.requests * 1e6, 1),
         "direct_p50_ms": rounded(p50(direct.ms), 3),
         "direct_p99_ms": rounded(percentile(direct.ms, 99), 3),
@@ -355,9 +338,10 @@ def main() -> int:
         return 0
     if args.quick:
         args.seconds, args.rounds, args.latency, args.registrations = 0.3, 1, 100, 2
+    load = load_client()
     logs = bench_dir("bai-app-proxy-")
-    with ThrowawayStack(["postgres"]) as stack, booted(stack, logs) as (address, app_port, pid):
-        summary = asyncio.run(measure(address, app_port, pid, args))
+    with ThrowawayStack(["postgres"]) as stack, booted(stack, logs) as platform:
+        summary = asyncio.run(measure(platform, load, args))
     print(json.dumps(summary))
     return 0
 

@@ -1,6 +1,7 @@
 """The ADS protocol as Envoy speaks it, against the servicer on a real gRPC server:
 the whole set on subscription, clusters before listeners on a change, nothing
-again on an ACK or a NACK, stale replies ignored, versions that survive a restart."""
+again on an ACK or a NACK, stale replies ignored, versions that survive a restart;
+and waiting for a worker's streams to ACK a generation (`Snapshots.applied`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.rpc import status_pb2
 
 from bai.common.shared_secret import INTERNAL_TOKEN_HEADER
-from bai.coordinator.xds.ads import CLUSTERS, LISTENERS, AdsServicer, Snapshots
+from bai.coordinator.records import Route
+from bai.coordinator.xds.ads import CLUSTERS, LISTENERS, AdsServicer, Applied, Snapshots
 from bai.coordinator.xds.resources import worker_resources
 from tests.coordinator.test_decisions import SETTINGS, circuit, worker
 
@@ -24,9 +26,12 @@ WORKER = "127.0.0.1:7000"
 TOKEN = "ads-test-internal-token"
 
 
-def rendered(*ports: int) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+def rendered(
+    *ports: int, kernel_port: int = 8000
+) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     w = worker(WORKER, port_start=7000, port_end=7010)
-    cs = [circuit(WORKER, port=p, id=uuid.UUID(int=p)) for p in ports]
+    route = (Route("k", "127.0.0.1", kernel_port),)
+    cs = [circuit(WORKER, port=p, id=uuid.UUID(int=p), routes=route) for p in ports]
     return worker_resources(w, cs, SETTINGS)  # type: ignore[return-value]
 
 
@@ -154,3 +159,98 @@ async def test_a_stream_without_the_internal_token_is_refused(
             await asyncio.wait_for(stranger.reader, 10)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert stranger.replies.empty()
+
+
+async def subscribed(envoy: Envoy) -> tuple[discovery_pb2.DiscoveryResponse, ...]:
+    """Subscribe as Envoy does (clusters, then listeners); the two first responses."""
+    envoy.ask(CLUSTERS, node={"id": WORKER})  # type: ignore[arg-type]
+    clusters = await envoy.reply()
+    envoy.ask(LISTENERS)
+    return clusters, await envoy.reply()
+
+
+def ack(envoy: Envoy, *responses: discovery_pb2.DiscoveryResponse) -> None:
+    for response in responses:
+        envoy.ask(
+            response.type_url, version_info=response.version_info, response_nonce=response.nonce
+        )
+
+
+async def still_open(snapshots: Snapshots, generation: int) -> bool:
+    """True when the streams have not applied `generation` after a moment (a bound, not a
+    timing assertion: what was sent before has been read by then)."""
+    return await snapshots.applied(WORKER, generation, 0.3) is Applied.TIMED_OUT
+
+
+async def test_applied_once_every_type_is_acked(ads: tuple[Snapshots, grpc.aio.Channel]) -> None:
+    snapshots, channel = ads
+    first = snapshots.set(WORKER, *rendered(7000))
+    envoy = Envoy(channel)
+    clusters, listeners = await subscribed(envoy)
+    waiting = asyncio.create_task(snapshots.applied(WORKER, first, 10))
+    ack(envoy, clusters)
+    assert await still_open(snapshots, first)  # clusters alone are not the circuit
+    ack(envoy, listeners)
+    assert await waiting is Applied.APPLIED
+
+    # An answer to an older response (stale nonce) does not count for the new generation.
+    second = snapshots.set(WORKER, *rendered(7000, 7001))
+    new_clusters, new_listeners = await envoy.reply(), await envoy.reply()
+    ack(envoy, new_clusters)
+    envoy.ask(LISTENERS, version_info=new_listeners.version_info, response_nonce=listeners.nonce)
+    assert await still_open(snapshots, second)
+    ack(envoy, new_listeners)
+    assert await snapshots.applied(WORKER, second, 10) is Applied.APPLIED
+
+    # A change of clusters only: the listeners ACKed before still hold it.
+    third = snapshots.set(WORKER, *rendered(7000, 7001, kernel_port=8001))
+    changed = await envoy.reply()
+    assert changed.type_url == CLUSTERS and await envoy.quiet()
+    ack(envoy, changed)
+    assert await snapshots.applied(WORKER, third, 10) is Applied.APPLIED
+    # Resources the worker already runs are the generation it has applied.
+    assert snapshots.set(WORKER, *rendered(7000, 7001, kernel_port=8001)) == third
+    await envoy.close()
+
+
+async def test_a_nack_ends_the_wait(ads: tuple[Snapshots, grpc.aio.Channel]) -> None:
+    snapshots, channel = ads
+    snapshots.set(WORKER, *rendered(7000))
+    envoy = Envoy(channel)
+    ack(envoy, *await subscribed(envoy))
+    generation = snapshots.set(WORKER, *rendered(7000, 7001))
+    clusters, listeners = await envoy.reply(), await envoy.reply()
+    waiting = asyncio.create_task(snapshots.applied(WORKER, generation, 10))
+    ack(envoy, clusters)
+    envoy.ask(
+        LISTENERS,
+        version_info="an older version",
+        response_nonce=listeners.nonce,
+        error_detail=status_pb2.Status(code=3, message="bad listener"),
+    )
+    assert await waiting is Applied.REJECTED
+    await envoy.close()
+
+
+async def test_no_stream_no_wait(ads: tuple[Snapshots, grpc.aio.Channel]) -> None:
+    """Without an Envoy of the worker on ADS the caller does not wait; when the only one
+    goes away, the wait ends; one that never answers is waited for until the bound."""
+    snapshots, channel = ads
+    generation = snapshots.set(WORKER, *rendered(7000))
+    assert await snapshots.applied(WORKER, generation, 10) is Applied.NO_STREAM
+
+    silent = Envoy(channel)
+    await subscribed(silent)
+    assert await snapshots.applied(WORKER, generation, 0.2) is Applied.TIMED_OUT
+    waiting = asyncio.create_task(snapshots.applied(WORKER, generation, 10))
+    assert await still_open(snapshots, generation)
+    await silent.close()
+    assert await waiting is Applied.NO_STREAM
+
+    # With two Envoys of the worker, both must have ACKed.
+    one, other = Envoy(channel), Envoy(channel)
+    ack(one, *await subscribed(one))
+    await subscribed(other)
+    assert await still_open(snapshots, generation)
+    await one.close()
+    await other.close()

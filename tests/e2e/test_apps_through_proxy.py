@@ -11,14 +11,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
 
 from bai.client import AsyncClient
 from bai.manager.apps import circuit_cleanup
-from tests.coordinator.client import wait_listening
 from tests.e2e.agent_process import AgentProcess, MiB
 from tests.e2e.app_proxy import AppProxy, app_proxy
 from tests.e2e.containers import IMAGE
@@ -60,9 +58,7 @@ async def test_jupyter_and_the_terminal_through_the_app_proxy(
     app = (await client.sessions.start_service(session_id=session_id, service="jupyter")).app
     assert app.is_running and app.url.startswith("http://127.0.0.1:") and app.token
     base = app.url.rstrip("/")
-    # StartService returns once the coordinator has pushed the circuit; Envoy applies
-    # the new listener a moment later.
-    await wait_listening(urlsplit(app.url).port or 0)
+    # No wait: StartService answers once the app proxy's Envoy has applied the circuit.
 
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as stranger:
         async with stranger.get(f"{base}/api/status") as refused:
@@ -83,7 +79,6 @@ async def test_jupyter_and_the_terminal_through_the_app_proxy(
     await jupyter_runs(base, "print(6 * 7)", "42\n", jar)
 
     terminal = (await client.sessions.start_service(session_id=session_id, service="ttyd")).app
-    await wait_listening(urlsplit(terminal.url).port or 0)
     term_jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession(cookie_jar=term_jar, timeout=HTTP_TIMEOUT) as browser:
         async with browser.get(f"{terminal.url}?token={terminal.token}") as page:

@@ -51,6 +51,9 @@ class XdsConfig(BaseModel):
     health_interval_seconds: float = Field(default=1.0, gt=0, le=60)
     unhealthy_threshold: int = Field(default=2, ge=1, le=10)
     connect_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    # CreateCircuit, UpdateRoutes and DeleteCircuit answer once the worker's Envoys on ADS
+    # have ACKed the change, or after this long (0 = answer at once, as in files mode).
+    apply_timeout_seconds: float = Field(default=5.0, ge=0, le=60)
 
 
 class CoordinatorConfig(ComponentConfig):

@@ -109,6 +109,7 @@ async def start_coordinator(config: CoordinatorConfig) -> RunningCoordinator:
         config.xds.directory.resolve(),
         config.authz.app_token_secret,
         config.heartbeat_interval_seconds,
+        apply_timeout=config.xds.apply_timeout_seconds,
     )
     await state.load()
     locals_ = [local_worker(lw) for lw in config.local_workers]

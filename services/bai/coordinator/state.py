@@ -1,6 +1,7 @@
 """The coordinator's live state: workers and circuits in memory, the database behind them,
 and each change written to the affected worker's xDS files and ADS snapshot before the
-call returns."""
+call returns. A circuit change also waits (bounded, outside the lock) until the worker's
+Envoys on ADS have ACKed it, so that a caller's next connection finds it applied."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from bai.coordinator.spec import (
     validate_worker,
 )
 from bai.coordinator.tokens import issue_app_token
-from bai.coordinator.xds.ads import Snapshots
+from bai.coordinator.xds.ads import Applied, Snapshots
 from bai.coordinator.xds.files import worker_directory, write_worker_files
 from bai.coordinator.xds.resources import RenderSettings, worker_resources
 
@@ -45,6 +46,7 @@ class CoordinatorState:
         app_token_secret: str,
         heartbeat_interval: float,
         snapshots: Snapshots | None = None,
+        apply_timeout: float = 5.0,
     ) -> None:
         self.repo = repo
         # Served over ADS; the same resources also go to files, for Envoys bootstrapped
@@ -54,6 +56,8 @@ class CoordinatorState:
         self.xds_root = xds_root
         self.secret = app_token_secret
         self.heartbeat_interval = heartbeat_interval
+        # How long a circuit change waits for the worker's Envoys to ACK it; 0 = no wait.
+        self.apply_timeout = apply_timeout
         self.workers: dict[str, Worker] = {}
         self.circuits: dict[uuid.UUID, Circuit] = {}
         self._hosts: dict[str, uuid.UUID] = {}
@@ -88,12 +92,27 @@ class CoordinatorState:
             if c.subdomain and worker is not None:
                 self._hosts[f"{c.subdomain}.{worker.wildcard_domain}".lower()] = c.id
 
-    async def _push(self, authority: str) -> None:
+    async def _push(self, authority: str) -> int:
+        """Render, write and publish a worker's resources; returns the ADS generation."""
         worker = self.workers[authority]
         listeners, clusters = worker_resources(worker, self.circuits.values(), self.render)
         directory = worker_directory(self.xds_root, authority)
         await asyncio.to_thread(write_worker_files, directory, listeners, clusters)
-        self.snapshots.set(authority, listeners, clusters)
+        return self.snapshots.set(authority, listeners, clusters)
+
+    async def _applied(self, generations: dict[str, int], change: str) -> None:
+        """Wait until each worker's Envoys run its generation. Never fails: the change is
+        made; a worker whose Envoy is not on ADS is not waited for, and one that is slow or
+        rejects it is logged."""
+        if self.apply_timeout <= 0:
+            return
+        for authority, generation in generations.items():
+            outcome = await self.snapshots.applied(authority, generation, self.apply_timeout)
+            if outcome in (Applied.TIMED_OUT, Applied.REJECTED):
+                log.warning(
+                    "worker has not applied a circuit change",
+                    extra={"worker": authority, "change": change, "outcome": outcome.value},
+                )
 
     # --- lookups (ext_authz) ---
 
@@ -126,6 +145,11 @@ class CoordinatorState:
         return circuit
 
     async def create_circuit(self, spec: CircuitSpec) -> Circuit:
+        circuit, generation = await self._create_circuit(spec)
+        await self._applied({circuit.worker: generation}, "create")
+        return circuit
+
+    async def _create_circuit(self, spec: CircuitSpec) -> tuple[Circuit, int]:
         validate_circuit_spec(spec)
         digest = spec.digest()
         async with self._lock:
@@ -140,7 +164,7 @@ class CoordinatorState:
                             f"request_id {spec.request_id} was used for a different circuit",
                             reason="REQUEST_ID_CONFLICT",
                         )
-                    return existing
+                    return existing, self.snapshots.get(existing.worker).generation
             for _ in range(SLOT_RETRIES):
                 circuit_id = uuid.uuid4()
                 now = datetime.now(UTC)
@@ -183,11 +207,11 @@ class CoordinatorState:
                     continue
                 self.circuits[circuit.id] = circuit
                 self._reindex()
-                await self._push(circuit.worker)
+                generation = await self._push(circuit.worker)
                 log.info(
                     "circuit created", extra={"circuit": str(circuit.id), "port": circuit.port}
                 )
-                return circuit
+                return circuit, generation
             raise Aborted("could not reserve a frontend slot; retry")
 
     async def _reload_circuits(self) -> None:
@@ -208,12 +232,14 @@ class CoordinatorState:
                 self.circuits.pop(circuit_id, None)
                 raise NotFound(f"circuit {circuit_id} not found")
             self.circuits[circuit_id] = updated
-            await self._push(updated.worker)
-            return updated
+            generation = await self._push(updated.worker)
+        await self._applied({updated.worker: generation}, "update routes")
+        return updated
 
     async def delete_circuit(self, circuit_id: uuid.UUID) -> None:
         async with self._lock:
-            await self._remove([circuit_id])
+            generations = await self._remove([circuit_id])
+        await self._applied(generations, "delete")
 
     async def reap_expired(self, now: datetime | None = None) -> list[uuid.UUID]:
         """Remove the circuits expired at `now` as DeleteCircuit would (slot freed, files
@@ -225,14 +251,13 @@ class CoordinatorState:
                 log.info("expired circuits removed", extra={"circuits": [str(i) for i in expired]})
             return expired
 
-    async def _remove(self, circuit_ids: list[uuid.UUID]) -> None:
-        """Delete rows, forget the circuits and rewrite their workers' files (under the lock)."""
+    async def _remove(self, circuit_ids: list[uuid.UUID]) -> dict[str, int]:
+        """Delete rows, forget the circuits and rewrite their workers' files (under the lock);
+        returns each touched worker's new generation."""
         await self.repo.delete_circuits(circuit_ids)
         removed = [c for c in (self.circuits.pop(i, None) for i in circuit_ids) if c is not None]
-        if removed:
-            self._reindex()
-            for authority in sorted({c.worker for c in removed}):
-                await self._push(authority)
+        self._reindex()
+        return {a: await self._push(a) for a in sorted({c.worker for c in removed})}
 
     def list_circuits(
         self, session_id: str = "", endpoint_id: str = "", user_id: str = "", worker: str = ""

@@ -129,10 +129,16 @@ class CircuitServiceServicer:
 
     def CreateCircuit(self, request, context):
         """Creates a circuit on an ALIVE worker with a free slot of the requested
-        frontend mode, and pushes it to that worker. Idempotent per request_id
-        (the manager uses one per session app or endpoint): a retry returns the
-        same circuit. With a ttl, the circuit expires at expires_at: the
-        coordinator then removes it, with its route, as DeleteCircuit does.
+        frontend mode, and pushes it to that worker. It answers once every Envoy
+        of that worker connected over ADS has applied (ACKed) the circuit, so a
+        first connection to its url is served; if that takes longer than the
+        coordinator's xds.apply_timeout_seconds (5 s) or Envoy rejects the
+        configuration, it answers anyway (the circuit exists) and logs a
+        warning. A worker whose Envoy reads files or is not connected is not
+        waited for. Idempotent per request_id (the manager uses one per session
+        app or endpoint): a retry returns the same circuit. With a ttl, the
+        circuit expires at expires_at: the coordinator then removes it, with its
+        route, as DeleteCircuit does.
         Errors: INVALID_FIELD (e.g. ttl negative or over 30 days), NO_CAPACITY
         (no worker slot), REQUEST_ID_CONFLICT.
         """
@@ -160,16 +166,18 @@ class CircuitServiceServicer:
 
     def UpdateRoutes(self, request, context):
         """Replaces a circuit's routes (backends and their traffic ratios), e.g.
-        when inference replicas come and go. Idempotent. Errors: INVALID_FIELD,
-        NOT_FOUND.
+        when inference replicas come and go. Answers once the worker's Envoys on
+        ADS run the new routes (bounded as for CreateCircuit). Idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteCircuit(self, request, context):
-        """Removes a circuit and frees its worker slot. Idempotent: deleting a
-        missing circuit succeeds. Errors: INVALID_FIELD.
+        """Removes a circuit and frees its worker slot. Answers once the worker's
+        Envoys on ADS have removed its listener (bounded as for CreateCircuit).
+        Idempotent: deleting a missing circuit succeeds. Errors: INVALID_FIELD.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

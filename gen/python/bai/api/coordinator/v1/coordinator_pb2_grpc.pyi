@@ -64,10 +64,16 @@ class CircuitServiceStub:
     def __new__(cls, channel: _aio.Channel) -> CircuitServiceAsyncStub: ...
     CreateCircuit: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.CreateCircuitRequest, _coordinator_pb2.CreateCircuitResponse]
     """Creates a circuit on an ALIVE worker with a free slot of the requested
-    frontend mode, and pushes it to that worker. Idempotent per request_id
-    (the manager uses one per session app or endpoint): a retry returns the
-    same circuit. With a ttl, the circuit expires at expires_at: the
-    coordinator then removes it, with its route, as DeleteCircuit does.
+    frontend mode, and pushes it to that worker. It answers once every Envoy
+    of that worker connected over ADS has applied (ACKed) the circuit, so a
+    first connection to its url is served; if that takes longer than the
+    coordinator's xds.apply_timeout_seconds (5 s) or Envoy rejects the
+    configuration, it answers anyway (the circuit exists) and logs a
+    warning. A worker whose Envoy reads files or is not connected is not
+    waited for. Idempotent per request_id (the manager uses one per session
+    app or endpoint): a retry returns the same circuit. With a ttl, the
+    circuit expires at expires_at: the coordinator then removes it, with its
+    route, as DeleteCircuit does.
     Errors: INVALID_FIELD (e.g. ttl negative or over 30 days), NO_CAPACITY
     (no worker slot), REQUEST_ID_CONFLICT.
     """
@@ -83,12 +89,14 @@ class CircuitServiceStub:
     """
     UpdateRoutes: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.UpdateRoutesRequest, _coordinator_pb2.UpdateRoutesResponse]
     """Replaces a circuit's routes (backends and their traffic ratios), e.g.
-    when inference replicas come and go. Idempotent. Errors: INVALID_FIELD,
-    NOT_FOUND.
+    when inference replicas come and go. Answers once the worker's Envoys on
+    ADS run the new routes (bounded as for CreateCircuit). Idempotent.
+    Errors: INVALID_FIELD, NOT_FOUND.
     """
     DeleteCircuit: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.DeleteCircuitRequest, _coordinator_pb2.DeleteCircuitResponse]
-    """Removes a circuit and frees its worker slot. Idempotent: deleting a
-    missing circuit succeeds. Errors: INVALID_FIELD.
+    """Removes a circuit and frees its worker slot. Answers once the worker's
+    Envoys on ADS have removed its listener (bounded as for CreateCircuit).
+    Idempotent: deleting a missing circuit succeeds. Errors: INVALID_FIELD.
     """
     IssueAppToken: _grpc.UnaryUnaryMultiCallable[_coordinator_pb2.IssueAppTokenRequest, _coordinator_pb2.IssueAppTokenResponse]
     """Issues an app token: a JWT (HS256 with the app-proxy secret shared
@@ -133,10 +141,16 @@ class CircuitServiceAsyncStub(CircuitServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     CreateCircuit: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.CreateCircuitRequest, _coordinator_pb2.CreateCircuitResponse]  # type: ignore[assignment]
     """Creates a circuit on an ALIVE worker with a free slot of the requested
-    frontend mode, and pushes it to that worker. Idempotent per request_id
-    (the manager uses one per session app or endpoint): a retry returns the
-    same circuit. With a ttl, the circuit expires at expires_at: the
-    coordinator then removes it, with its route, as DeleteCircuit does.
+    frontend mode, and pushes it to that worker. It answers once every Envoy
+    of that worker connected over ADS has applied (ACKed) the circuit, so a
+    first connection to its url is served; if that takes longer than the
+    coordinator's xds.apply_timeout_seconds (5 s) or Envoy rejects the
+    configuration, it answers anyway (the circuit exists) and logs a
+    warning. A worker whose Envoy reads files or is not connected is not
+    waited for. Idempotent per request_id (the manager uses one per session
+    app or endpoint): a retry returns the same circuit. With a ttl, the
+    circuit expires at expires_at: the coordinator then removes it, with its
+    route, as DeleteCircuit does.
     Errors: INVALID_FIELD (e.g. ttl negative or over 30 days), NO_CAPACITY
     (no worker slot), REQUEST_ID_CONFLICT.
     """
@@ -152,12 +166,14 @@ class CircuitServiceAsyncStub(CircuitServiceStub):
     """
     UpdateRoutes: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.UpdateRoutesRequest, _coordinator_pb2.UpdateRoutesResponse]  # type: ignore[assignment]
     """Replaces a circuit's routes (backends and their traffic ratios), e.g.
-    when inference replicas come and go. Idempotent. Errors: INVALID_FIELD,
-    NOT_FOUND.
+    when inference replicas come and go. Answers once the worker's Envoys on
+    ADS run the new routes (bounded as for CreateCircuit). Idempotent.
+    Errors: INVALID_FIELD, NOT_FOUND.
     """
     DeleteCircuit: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.DeleteCircuitRequest, _coordinator_pb2.DeleteCircuitResponse]  # type: ignore[assignment]
-    """Removes a circuit and frees its worker slot. Idempotent: deleting a
-    missing circuit succeeds. Errors: INVALID_FIELD.
+    """Removes a circuit and frees its worker slot. Answers once the worker's
+    Envoys on ADS have removed its listener (bounded as for CreateCircuit).
+    Idempotent: deleting a missing circuit succeeds. Errors: INVALID_FIELD.
     """
     IssueAppToken: _aio.UnaryUnaryMultiCallable[_coordinator_pb2.IssueAppTokenRequest, _coordinator_pb2.IssueAppTokenResponse]  # type: ignore[assignment]
     """Issues an app token: a JWT (HS256 with the app-proxy secret shared
@@ -205,10 +221,16 @@ class CircuitServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_coordinator_pb2.CreateCircuitResponse, _abc.Awaitable[_coordinator_pb2.CreateCircuitResponse]]:
         """Creates a circuit on an ALIVE worker with a free slot of the requested
-        frontend mode, and pushes it to that worker. Idempotent per request_id
-        (the manager uses one per session app or endpoint): a retry returns the
-        same circuit. With a ttl, the circuit expires at expires_at: the
-        coordinator then removes it, with its route, as DeleteCircuit does.
+        frontend mode, and pushes it to that worker. It answers once every Envoy
+        of that worker connected over ADS has applied (ACKed) the circuit, so a
+        first connection to its url is served; if that takes longer than the
+        coordinator's xds.apply_timeout_seconds (5 s) or Envoy rejects the
+        configuration, it answers anyway (the circuit exists) and logs a
+        warning. A worker whose Envoy reads files or is not connected is not
+        waited for. Idempotent per request_id (the manager uses one per session
+        app or endpoint): a retry returns the same circuit. With a ttl, the
+        circuit expires at expires_at: the coordinator then removes it, with its
+        route, as DeleteCircuit does.
         Errors: INVALID_FIELD (e.g. ttl negative or over 30 days), NO_CAPACITY
         (no worker slot), REQUEST_ID_CONFLICT.
         """
@@ -242,8 +264,9 @@ class CircuitServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_coordinator_pb2.UpdateRoutesResponse, _abc.Awaitable[_coordinator_pb2.UpdateRoutesResponse]]:
         """Replaces a circuit's routes (backends and their traffic ratios), e.g.
-        when inference replicas come and go. Idempotent. Errors: INVALID_FIELD,
-        NOT_FOUND.
+        when inference replicas come and go. Answers once the worker's Envoys on
+        ADS run the new routes (bounded as for CreateCircuit). Idempotent.
+        Errors: INVALID_FIELD, NOT_FOUND.
         """
 
     @_abc_1.abstractmethod
@@ -252,8 +275,9 @@ class CircuitServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _coordinator_pb2.DeleteCircuitRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_coordinator_pb2.DeleteCircuitResponse, _abc.Awaitable[_coordinator_pb2.DeleteCircuitResponse]]:
-        """Removes a circuit and frees its worker slot. Idempotent: deleting a
-        missing circuit succeeds. Errors: INVALID_FIELD.
+        """Removes a circuit and frees its worker slot. Answers once the worker's
+        Envoys on ADS have removed its listener (bounded as for CreateCircuit).
+        Idempotent: deleting a missing circuit succeeds. Errors: INVALID_FIELD.
         """
 
     @_abc_1.abstractmethod
