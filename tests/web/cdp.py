@@ -158,6 +158,27 @@ class Browser:
         body = self.evaluate("document.body ? document.body.innerText : ''")
         raise TimeoutError(f"{expression!r} stayed {last!r}; page text:\n{body}")
 
+    def set_input_files(self, selector: str, paths: list[Path]) -> None:
+        """Choose `paths` in the `<input type=file>` at `selector`, as a user would: the
+        input fires its change event."""
+        found = self.call(
+            "Runtime.evaluate",
+            {"expression": f"document.querySelector({json.dumps(selector)})"},
+            session=True,
+        )
+        object_id = found["result"].get("objectId")
+        if not object_id:
+            raise CDPError(f"no element matches {selector!r}")
+        files = [str(p.resolve()) for p in paths]
+        self.call("DOM.setFileInputFiles", {"files": files, "objectId": object_id}, session=True)
+
+    def save_downloads_to(self, directory: Path) -> None:
+        """Let downloads happen, into `directory`, under the names the server suggests."""
+        self.call(
+            "Browser.setDownloadBehavior",
+            {"behavior": "allow", "downloadPath": str(directory.resolve())},
+        )
+
     def screenshot(self, path: Path) -> None:
         data = self.call("Page.captureScreenshot", {"format": "png"}, session=True)["data"]
         path.write_bytes(base64.b64decode(data))

@@ -51,9 +51,14 @@ def require_bundle_and_envoy() -> None:
 
 
 @contextmanager
-def envoy_in_front(tmp: Path, manager_addr: tuple[str, int]) -> Iterator[int]:
-    """Envoy on a free port: grpc-web to `manager_addr` and the bundle under /ui/."""
-    port, admin_port, storage_port = free_ports(3)
+def envoy_in_front(
+    tmp: Path,
+    manager_addr: tuple[str, int],
+    storage_http_addr: tuple[str, int] | None = None,
+) -> Iterator[int]:
+    """Envoy on a free port: grpc-web to `manager_addr`, the bundle under /ui/ and,
+    given `storage_http_addr`, a storage proxy's HTTP transfers under /storage/v1/."""
+    port, admin_port, storage_port, unused_http_port = free_ports(4)
     config = tmp / "gateway.yaml"
     config.write_text(
         render_gateway_config(
@@ -61,6 +66,7 @@ def envoy_in_front(tmp: Path, manager_addr: tuple[str, int]) -> Iterator[int]:
             admin_port=admin_port,
             manager_addr=manager_addr,
             storage_addr=("127.0.0.1", storage_port),
+            storage_http_addr=storage_http_addr or ("127.0.0.1", unused_http_port),
             descriptor_path=DESCRIPTOR,
             services=services_in_descriptor(DESCRIPTOR),
             listen_address="127.0.0.1",

@@ -9,6 +9,7 @@ import { ProjectService } from "./gen/bai/api/manager/v1/project_pb";
 import { ScalingGroupService } from "./gen/bai/api/manager/v1/scaling_group_pb";
 import { SessionService } from "./gen/bai/api/manager/v1/session_pb";
 import { UserService } from "./gen/bai/api/manager/v1/user_pb";
+import { VFolderService } from "./gen/bai/api/manager/v1/vfolder_pb";
 import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb";
 
 const TOKEN_KEY = "bai.token";
@@ -48,6 +49,7 @@ export const api: {
   images: Client<typeof ImageService>;
   scalingGroups: Client<typeof ScalingGroupService>;
   tasks: Client<typeof BackgroundTaskService>;
+  vfolders: Client<typeof VFolderService>;
 } = {
   auth: createClient(AuthService, transport),
   domains: createClient(DomainService, transport),
@@ -57,6 +59,7 @@ export const api: {
   images: createClient(ImageService, transport),
   scalingGroups: createClient(ScalingGroupService, transport),
   tasks: createClient(BackgroundTaskService, transport),
+  vfolders: createClient(VFolderService, transport),
 };
 
 /** Call options for a server stream: no deadline (it lives as long as the page wants it). */

@@ -6,6 +6,7 @@ import type { ResourceSlots } from "./gen/bai/api/common/v1/types_pb";
 
 const GiB = 2 ** 30;
 const MiB = 2 ** 20;
+const KiB = 2 ** 10;
 
 /** An enum value as its upper-case name ("RUNNING"); the number when unknown. */
 export function enumName(e: Record<number, string>, value: number): string {
@@ -31,6 +32,7 @@ export function statusBadge(name: string): HTMLElement {
 export function bytes(n: number): string {
   if (n >= GiB) return `${+(n / GiB).toFixed(2)} GiB`;
   if (n >= MiB) return `${+(n / MiB).toFixed(1)} MiB`;
+  if (n >= KiB) return `${+(n / KiB).toFixed(1)} KiB`;
   return `${n} B`;
 }
 

@@ -1,10 +1,11 @@
 // bai web UI: log in, see who you are, run sessions; admins also browse domains,
 // projects and users. Pages by location.hash: #/sessions, #/sessions/<id>, #/images,
-// #/admin.
+// #/folders, #/admin.
 import { AdminPage, role } from "./admin";
 import { api, describeError, isUnauthenticated, token } from "./api";
 import { byId, h } from "./dom";
 import { SessionFeed } from "./feed";
+import { FoldersPage } from "./folders";
 import { UserRole, type WhoAmIResponse } from "./gen/bai/api/manager/v1/auth_pb";
 import { ImagesPage } from "./images";
 import { SessionView } from "./session_view";
@@ -26,6 +27,7 @@ const feed = new SessionFeed(expire);
 const sessionsPage = new SessionsPage(feed, () => me?.userId ?? "", expire);
 const sessionView = new SessionView(feed, expire);
 const imagesPage = new ImagesPage(expire);
+const foldersPage = new FoldersPage(expire);
 const adminPage = new AdminPage(expire);
 const loaded = new Set<HTMLElement>(); // pages fetched since login; later visits keep their state
 
@@ -71,6 +73,7 @@ function route(): void {
   sessionView.close();
   if (location.hash === "#/admin") show("admin", adminPage.root, () => adminPage.reset());
   else if (location.hash === "#/images") show("images", imagesPage.root, () => imagesPage.reset());
+  else if (location.hash === "#/folders") show("folders", foldersPage.root, () => foldersPage.reset());
   else show("sessions", sessionsPage.root, () => sessionsPage.reset());
 }
 
