@@ -66,7 +66,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VFolderB
     tmp = tmp_path_factory.mktemp("vfolder-envoy")
     with VFolderBackend(tmp / "storage") as backend:
         backend.state.file_service_address = ""  # clients use the gateway they came through
-        port, admin_port = free_ports(2)
+        # No HTTP transfer endpoint here (nothing listens on unused_http): transfers in
+        # "auto" fall back to FileService over gRPC, which this module is about.
+        port, admin_port, unused_http = free_ports(3)
         manager_port = int(backend.fake.address.rsplit(":", 1)[1])
         config = tmp / "gateway.yaml"
         config.write_text(
@@ -75,6 +77,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VFolderB
                 admin_port=admin_port,
                 manager_addr=("127.0.0.1", manager_port),
                 storage_addr=("127.0.0.1", backend.files.port),
+                storage_http_addr=("127.0.0.1", unused_http),
                 descriptor_path=DESCRIPTOR,
                 services=services_in_descriptor(DESCRIPTOR),
                 listen_address="127.0.0.1",

@@ -158,6 +158,12 @@ async def test_refusals_have_codes_and_reasons(proxy: Proxy, http: aiohttp.Clien
     assert (status, reply["violations"][0]["field"]) == (400, "upload-offset")
     status, body, _ = await get(http, up)
     assert status == 403 and b"TRANSFER_SCOPE_VIOLATION" in body
+    # A HEAD reply has no body: the code and reason come as headers.
+    down_only = await token_for(proxy, ref, "", pb.TRANSFER_OP_ARCHIVE_DOWNLOAD)
+    async with http.head("/storage/v1/upload", params={"token": down_only}) as r:
+        assert r.status == 403
+        assert r.headers["x-bai-error-code"] == "PERMISSION_DENIED"
+        assert r.headers["x-bai-error-reason"] == "TRANSFER_SCOPE_VIOLATION"
     status, body, _ = await get(http, "forged.token.value")
     assert status == 401 and b"TRANSFER_TOKEN_INVALID" in body
     (folder_path(proxy, ref) / "x.txt").write_text("x")

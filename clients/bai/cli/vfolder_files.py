@@ -1,11 +1,12 @@
 """``bai vfolder mkdir|files|mv|rm-file|upload|download``: the files in a folder.
 
 Paths inside a folder are relative to its root, "/"-separated. Transfers go
-straight to the storage proxy (bai.client.vfolder_transfers) with a progress bar
-on a terminal, and resume by themselves after a broken connection. A download
-is written next to its target under a temporary name and renamed once complete,
-so a failed download leaves no half file; a directory arrives as a zip stream
-that is extracted (or kept, with --zip).
+straight to the storage proxy (bai.client.vfolder_transfers; over the gateway's
+plain-HTTP endpoints or FileService, --via) with a progress bar on a terminal,
+and resume by themselves after a broken connection. A download is written next
+to its target under a temporary name and renamed once complete, so a failed
+download leaves no half file; a directory arrives as a zip stream that is
+extracted (or kept, with --zip).
 """
 
 from __future__ import annotations
@@ -114,7 +115,13 @@ def upload(args: argparse.Namespace, ctx: Context) -> int:
         bar = TransferBar(remote, enabled=None if not ctx.json else False)
         try:
             result = upload_file(
-                client, ref, local, remote, progress=bar, file_service_address=args.storage_proxy
+                client,
+                ref,
+                local,
+                remote,
+                progress=bar,
+                file_service_address=args.storage_proxy,
+                transport=args.via,
             )
         finally:
             bar.close()
@@ -155,6 +162,7 @@ def _download_one(
                     length=args.length,
                     progress=bar,
                     file_service_address=proxy,
+                    transport=args.via,
                 )
             os.replace(partial, target)
             return {"path": str(target), "size": result.size, "kind": "file"}
@@ -166,12 +174,24 @@ def _download_one(
         if args.zip:
             with partial.open("w+b") as sink:
                 result = download_archive(
-                    client, ref, remote, sink, progress=bar, file_service_address=proxy
+                    client,
+                    ref,
+                    remote,
+                    sink,
+                    progress=bar,
+                    file_service_address=proxy,
+                    transport=args.via,
                 )
             os.replace(partial, target)
             return {"path": str(target), "size": result.size, "kind": "zip"}
         result, count = download_dir(
-            client, ref, remote, target, progress=bar, file_service_address=proxy
+            client,
+            ref,
+            remote,
+            target,
+            progress=bar,
+            file_service_address=proxy,
+            transport=args.via,
         )
         return {"path": str(target), "size": result.size, "kind": "directory", "files": count}
     finally:
@@ -203,6 +223,7 @@ def download(args: argparse.Namespace, ctx: Context) -> int:
             offset=args.offset,
             length=args.length,
             file_service_address=args.storage_proxy,
+            transport=args.via,
         )
         sys.stdout.buffer.flush()
         ctx.note(f"downloaded {remotes[0]} ({result.size} bytes)")
@@ -223,12 +244,20 @@ def download(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _storage_proxy_arg(p: argparse.ArgumentParser) -> None:
+def _storage_proxy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage-proxy",
         metavar="ADDRESS",
         help="reach the storage proxy here instead of the address the manager gives "
         "(upstream: --override-storage-proxy)",
+    )
+    p.add_argument(
+        "--via",
+        choices=("auto", "grpc", "http"),
+        default="auto",
+        help="how the bytes travel: http, the gateway's plain-HTTP /storage/v1/ endpoints "
+        "(fastest); grpc, the storage proxy's FileService; auto (default), http unless the "
+        "address has no HTTP endpoint (a storage proxy's own gRPC port), then grpc",
     )
 
 
@@ -275,16 +304,16 @@ def register(cmds: Any, common: argparse.ArgumentParser) -> None:
         upload,
         common,
         description="Send LOCAL files (directories recursively) into the folder, straight to "
-        "the storage proxy in 1 MiB chunks, checked with sha256; a broken connection is "
-        "resumed where it stopped. A file lands under its name (in --to DIR); with "
-        "--base-dir, LOCAL paths are relative to it and keep that path in the folder. "
-        "An existing file is replaced once the new one is complete.",
+        "the storage proxy in 1 MiB blocks (over HTTP or gRPC: --via), checked with sha256; "
+        "a broken connection is resumed where it stopped. A file lands under its name "
+        "(in --to DIR); with --base-dir, LOCAL paths are relative to it and keep that "
+        "path in the folder. An existing file is replaced once the new one is complete.",
     )
     add_folder_arg(p)
     p.add_argument("locals", nargs="+", metavar="LOCAL", help="file or directory to send")
     p.add_argument("-b", "--base-dir", metavar="DIR", help="LOCAL paths are relative to DIR")
     p.add_argument("--to", metavar="DIR", help="directory in the folder (default: its root)")
-    _storage_proxy_arg(p)
+    _storage_proxy_args(p)
     p = leaf(
         cmds,
         "download",
@@ -303,4 +332,4 @@ def register(cmds: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--zip", action="store_true", help="keep directories as zip archives")
     p.add_argument("--offset", type=int, default=0, metavar="N", help="start at byte N (files)")
     p.add_argument("--length", type=int, default=0, metavar="N", help="fetch N bytes (files)")
-    _storage_proxy_arg(p)
+    _storage_proxy_args(p)

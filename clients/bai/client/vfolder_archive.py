@@ -6,6 +6,8 @@
     with open("outputs.zip", "wb") as sink:
         download_archive(client, folder_id, "outputs", sink)      # the zip itself
 
+Over HTTP (see ``transport`` in bai.client.vfolder_transfers) the zip is the
+chunked reply of ``GET /storage/v1/download``; over gRPC, FileService's stream.
 An archive stream has no ranges (its size is unknown in advance), so a broken
 one starts over: the sink must be seekable, and is rewound and truncated to
 where it started. Entries are extracted only when their names stay inside the
@@ -24,18 +26,17 @@ from typing import BinaryIO
 
 import grpc
 
-from bai.api.storage.v1 import file_pb2
 from bai.client import errors
 from bai.client._client import Client
+from bai.client.vfolder_http import Progress
 from bai.client.vfolder_transfers import (
     DEFAULT_RETRY,
     DownloadResult,
-    Progress,
     TransferRetry,
     TransferSession,
+    Transport,
     download_token,
     retry_wait,
-    stream_once,
 )
 
 
@@ -49,6 +50,7 @@ def download_archive(
     retry: TransferRetry = DEFAULT_RETRY,
     file_service_address: str | None = None,
     ttl: timedelta | None = None,
+    transport: Transport = "auto",
 ) -> DownloadResult:
     """Write the folder's directory ``path`` (empty: the whole folder) to the seekable
     ``sink`` as a zip archive; a broken stream starts over. Returns the zip's size."""
@@ -56,17 +58,17 @@ def download_archive(
         raise ValueError("an archive download needs a seekable sink (it may start over)")
     start = sink.tell()
     issue = download_token(client, vfolder_id, path, True, ttl)
-    session = TransferSession(client, issue, file_service_address)
+    session = TransferSession(client, issue, file_service_address, transport)
     received, attempt = 0, 0
 
-    def on_chunk(reply: file_pb2.DownloadResponse) -> None:
+    def on_block(at: int, size: int, total: int) -> None:
         nonlocal received
-        if reply.offset != received:
+        if at != received:
             raise errors.Internal(
-                f"{path}: archive chunk at {reply.offset}, expected {received}",
+                f"{path}: archive chunk at {at}, expected {received}",
                 code=grpc.StatusCode.DATA_LOSS,
             )
-        received += len(reply.chunk)
+        received += size
         session.progressed()
         if progress is not None:
             progress(received, 0)
@@ -77,12 +79,11 @@ def download_archive(
             sink.seek(start)
             sink.truncate()
             received = 0
-            request = file_pb2.DownloadRequest(token=session.token)
             try:
-                stream_once(session, request, sink, on_chunk)
+                session.download(0, 0, sink, on_block)
                 return DownloadResult(path, received, attempt)
-            except grpc.RpcError as exc:
-                err = errors.from_rpc_error(exc)
+            except errors.BaiError as exc:
+                err = exc
             retry_wait(session, retry, err, attempt)
     finally:
         session.close()
@@ -131,6 +132,7 @@ def download_dir(
     retry: TransferRetry = DEFAULT_RETRY,
     file_service_address: str | None = None,
     ttl: timedelta | None = None,
+    transport: Transport = "auto",
 ) -> tuple[DownloadResult, int]:
     """Download the folder's directory ``path`` into the local directory ``target``
     (created; existing files with the same names are replaced). The zip goes to an
@@ -147,6 +149,7 @@ def download_dir(
             retry=retry,
             file_service_address=file_service_address,
             ttl=ttl,
+            transport=transport,
         )
         spool.seek(0)
         count = extract_archive(spool, root)

@@ -12,17 +12,25 @@
 
 The bytes never pass through the manager: each transfer asks it for a token
 (``RequestUploadToken``/``RequestDownloadToken``), then streams to or from the
-storage proxy's ``FileService`` at the address the token came with (the Envoy
-gateway in a real deployment; ``file_service_address`` overrides it, and an
-empty address means the client's own endpoint, over the client's own channel).
-Chunks are 1 MiB; no file is ever held in memory.
+storage proxy at the address the token came with (the Envoy gateway in a real
+deployment; ``file_service_address`` overrides it, and an empty address means
+the client's own endpoint). Chunks are 1 MiB; no file is ever held in memory.
+
+``transport`` picks how: ``"http"``, the plain-HTTP endpoints under
+``/storage/v1/`` (bai.client.vfolder_http: several times faster); ``"grpc"``,
+``FileService`` (over the client's own channel when the address is its
+endpoint); ``"auto"`` (the default) tries HTTP first and, when the first answer
+shows no HTTP endpoint at the address (a refused connection, a port that does
+not speak HTTP/1.1 such as a storage proxy's gRPC port, a 404 or another reply
+without the endpoint's headers), does the whole transfer over gRPC.
 
 A broken transfer resumes by itself (see :class:`TransferRetry`): an upload asks
-``GetUploadOffset`` how much is committed and continues from there, a download
-asks for the rest with ``offset``; an expired or rejected token is replaced once
-per failure streak. The server checks an upload against its sha256 before it
-appears under its name. ``progress(done, total)`` is called after each chunk
-(for uploads from gRPC's sending thread); ``total`` is 0 while unknown.
+how much is committed and continues from there, a download asks for the rest
+(``offset`` over gRPC, ``Range`` over HTTP); an expired or rejected token is
+replaced once per failure streak. The server checks an upload against its
+sha256 before it appears under its name. ``progress(done, total)`` is called
+after each chunk (for gRPC uploads from gRPC's sending thread); ``total`` is 0
+while unknown.
 """
 
 from __future__ import annotations
@@ -30,24 +38,34 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import BinaryIO
+from typing import BinaryIO, Literal, TypeVar
 
 import grpc
 
 from bai.api.manager.v1 import vfolder_pb2
-from bai.api.storage.v1 import file_pb2, file_pb2_grpc
+from bai.api.storage.v1 import file_pb2_grpc
 from bai.client import errors
 from bai.client._client import Client, parse_address
+from bai.client.vfolder_grpc import GrpcFiles
+from bai.client.vfolder_http import (
+    CHUNK_SIZE,
+    FileTransport,
+    HttpFiles,
+    NotTransferEndpoint,
+    OnBlock,
+    Progress,
+    UploadState,
+)
 
-CHUNK_SIZE = 1 << 20
 RENEW_BEFORE = timedelta(seconds=30)
 """A token this close to expiry is replaced before the next try."""
 
-Progress = Callable[[int, int], None]
+Transport = Literal["auto", "grpc", "http"]
 IssueTicket = Callable[[], vfolder_pb2.TransferTicket]
+T = TypeVar("T")
 
 _BROKEN_CODES = frozenset(
     {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED, grpc.StatusCode.CANCELLED}
@@ -108,13 +126,22 @@ def file_sha256(path: str | os.PathLike[str], chunk_size: int = CHUNK_SIZE) -> s
 
 
 class TransferSession:
-    """One transfer's token and FileService stub; a new token on demand."""
+    """One transfer's token and transport; a new token on demand. In "auto", the
+    first answer that shows no HTTP endpoint moves the rest of the transfer to gRPC."""
 
-    def __init__(self, client: Client, issue: IssueTicket, address: str | None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        issue: IssueTicket,
+        address: str | None,
+        transport: Transport = "auto",
+    ) -> None:
         self._client = client
         self._issue = issue
         self._address = address
+        self.transport = transport
         self._channels: dict[str, grpc.Channel] = {}
+        self._http: dict[str, HttpFiles] = {}
         self.ticket = issue()
         self.renewed = False
 
@@ -122,8 +149,11 @@ class TransferSession:
     def token(self) -> str:
         return self.ticket.token
 
+    def address(self) -> str:
+        return self._address or self.ticket.file_service_address or self._client.address
+
     def stub(self) -> file_pb2_grpc.FileServiceStub:
-        address = self._address or self.ticket.file_service_address or self._client.address
+        address = self.address()
         if address == self._client.address:  # the gateway: its channel has the right TLS
             return file_pb2_grpc.FileServiceStub(self._client._transport.channel)
         if address not in self._channels:
@@ -134,6 +164,50 @@ class TransferSession:
                 else grpc.insecure_channel(target)
             )
         return file_pb2_grpc.FileServiceStub(self._channels[address])
+
+    def files(self) -> FileTransport:
+        if self.transport == "grpc":
+            return GrpcFiles(self.stub())
+        address = self.address()
+        if address not in self._http:
+            self._http[address] = HttpFiles(address)
+        return self._http[address]
+
+    def _run(self, op: Callable[[FileTransport], T]) -> T:
+        try:
+            return op(self.files())
+        except NotTransferEndpoint as exc:
+            if self.transport == "http":
+                raise exc.error from exc
+            self.transport = "grpc"
+            return op(self.files())
+
+    def upload_offset(self) -> UploadState:
+        return self._run(lambda files: files.upload_offset(self.token))
+
+    def upload(
+        self,
+        source: str | os.PathLike[str],
+        offset: int,
+        total: int,
+        sha256: str,
+        mode: int,
+        progress: Progress,
+    ) -> UploadState:
+        return self._run(
+            lambda files: files.upload(
+                self.token,
+                source,
+                offset=offset,
+                total=total,
+                sha256=sha256,
+                mode=mode,
+                progress=progress,
+            )
+        )
+
+    def download(self, offset: int, length: int, sink: BinaryIO, on_block: OnBlock) -> None:
+        self._run(lambda files: files.download(self.token, offset, length, sink, on_block))
 
     def prepare_retry(self, err: errors.BaiError) -> None:
         """Replace the token when it was refused (once per failure streak) or expires soon."""
@@ -165,56 +239,17 @@ def retry_wait(
     session.prepare_retry(err)
 
 
-class _Chunks:
-    """The Upload request stream from ``offset``; notes a local read error, which grpc
-    would otherwise turn into a cancelled call."""
-
-    def __init__(
-        self,
-        header: file_pb2.UploadHeader,
-        path: str | os.PathLike[str],
-        progress: Progress | None,
-    ) -> None:
-        self.header = header
-        self.path = path
-        self.progress = progress
-        self.error: OSError | None = None
-        self.sent_all = False
-
-    def __iter__(self) -> Iterator[file_pb2.UploadRequest]:
-        yield file_pb2.UploadRequest(header=self.header)
-        position, total = self.header.offset, self.header.total_size
-        try:
-            with open(self.path, "rb") as stream:
-                stream.seek(position)
-                while position < total:
-                    data = stream.read(min(CHUNK_SIZE, total - position))
-                    if not data:
-                        return  # the file shrank: the server answers the short upload
-                    position += len(data)
-                    yield file_pb2.UploadRequest(chunk=data)
-                    if self.progress is not None:
-                        self.progress(position, total)
-            self.sent_all = True
-        except OSError as exc:
-            self.error = exc
-            raise
-
-
-def _committed(session: TransferSession, size: int, sent_all: bool) -> tuple[int, bool]:
-    """(where to resume, whether our upload is already complete).
-
-    "complete" only says that a whole file is in place: ours when the last try sent
-    every byte (its reply was lost), else the file we are replacing."""
-    reply = session.stub().GetUploadOffset(file_pb2.GetUploadOffsetRequest(token=session.token))
-    if reply.complete:
-        return (size, True) if sent_all else (0, False)
-    if reply.committed_size and reply.total_size != size:
+def _resume_offset(state: UploadState, size: int) -> int:
+    """Where to resume, given what the server holds (a complete file there is the one
+    we are replacing: start over)."""
+    if state.complete:
+        return 0
+    if state.committed_size and state.total_size != size:
         raise errors.FailedPrecondition(
-            f"another upload of {reply.total_size} bytes to this path is unfinished",
+            f"another upload of {state.total_size} bytes to this path is unfinished",
             reason="UPLOAD_OFFSET_MISMATCH",
         )
-    return reply.committed_size, False
+    return state.committed_size
 
 
 def upload_file(
@@ -229,6 +264,7 @@ def upload_file(
     retry: TransferRetry = DEFAULT_RETRY,
     file_service_address: str | None = None,
     ttl: timedelta | None = None,
+    transport: Transport = "auto",
 ) -> UploadResult:
     """Upload the local file ``source`` to ``path`` in the folder (parents are created,
     an existing file is replaced once the upload is complete and checked).
@@ -248,39 +284,43 @@ def upload_file(
             ).ticket
         ),
         file_service_address,
+        transport,
     )
     offset: int | None = 0
-    attempt = 0
-    chunks: _Chunks | None = None
+    attempt = sent = 0
+
+    def sending(done: int, total: int) -> None:
+        nonlocal sent
+        sent = done
+        if progress is not None:
+            progress(done, total)
+
     try:
         while True:
             attempt += 1
+            if offset is None:
+                try:
+                    state = session.upload_offset()
+                except errors.BaiError as exc:
+                    retry_wait(session, retry, exc, attempt)
+                    continue
+                session.progressed()  # the server took the token
+                if state.complete and sent == size:  # ours: the last try's reply was lost
+                    return UploadResult(path, size, digest, attempt)
+                offset = _resume_offset(state, size)
+            sent = offset
             try:
-                if offset is None:
-                    sent_all = chunks is not None and chunks.sent_all
-                    offset, complete = _committed(session, size, sent_all)
-                    session.progressed()  # the server took the token
-                    if complete:
-                        return UploadResult(path, size, digest, attempt)
-                header = file_pb2.UploadHeader(
-                    token=session.token, total_size=size, offset=offset, sha256=digest, mode=mode
+                state = session.upload(source, offset, size, digest, mode, sending)
+                if state.complete:
+                    return UploadResult(path, size, state.sha256 or digest, attempt)
+                err: errors.BaiError = errors.Unavailable(
+                    f"upload ended at {state.committed_size} of {size} bytes", reason="UNAVAILABLE"
                 )
-                chunks = _Chunks(header, source, progress)
-                reply = session.stub().Upload(iter(chunks))
-                if reply.complete:
-                    return UploadResult(path, size, reply.sha256 or digest, attempt)
-                raise errors.Unavailable(
-                    f"upload ended at {reply.committed_size} of {size} bytes", reason="UNAVAILABLE"
-                )
-            except grpc.RpcError as exc:
-                if chunks is not None and chunks.error is not None:
-                    raise chunks.error from exc
-                err = errors.from_rpc_error(exc)
-            except errors.Unavailable as exc:
+            except errors.BaiError as exc:
                 err = exc
             retry_wait(session, retry, err, attempt)
             committed = err.metadata.get("committed_size", "")
-            # The same offset refused again means another size: GetUploadOffset says so.
+            # The same offset refused again means another size: the upload offset says so.
             fresh = committed.isdigit() and int(committed) != offset
             offset = int(committed) if fresh else None
     finally:
@@ -298,21 +338,6 @@ def download_token(
     return issue
 
 
-def stream_once(
-    session: TransferSession,
-    request: file_pb2.DownloadRequest,
-    sink: BinaryIO,
-    on_chunk: Callable[[file_pb2.DownloadResponse], None],
-) -> None:
-    call = session.stub().Download(request)
-    try:
-        for reply in call:
-            sink.write(reply.chunk)
-            on_chunk(reply)
-    finally:
-        call.cancel()
-
-
 def download_file(
     client: Client,
     vfolder_id: str,
@@ -325,25 +350,26 @@ def download_file(
     retry: TransferRetry = DEFAULT_RETRY,
     file_service_address: str | None = None,
     ttl: timedelta | None = None,
+    transport: Transport = "auto",
 ) -> DownloadResult:
     """Write the folder's file ``path`` (or ``length`` bytes from ``offset``; 0: to the
     end) to ``sink``; a broken stream is resumed where it broke. Returns the bytes
     written. A stream that keeps ending short of the file raises
     :class:`errors.Unavailable` once the retries are spent; what arrived is in ``sink``."""
     issue = download_token(client, vfolder_id, path, False, ttl)
-    session = TransferSession(client, issue, file_service_address)
+    session = TransferSession(client, issue, file_service_address, transport)
     received, expected, attempt = 0, length or None, 0
 
-    def on_chunk(reply: file_pb2.DownloadResponse) -> None:
+    def on_block(at: int, size: int, total: int) -> None:
         nonlocal received, expected
-        if reply.offset != offset + received:
+        if at != offset + received:
             raise errors.Internal(
-                f"{path}: chunk at {reply.offset}, expected {offset + received}",
+                f"{path}: chunk at {at}, expected {offset + received}",
                 code=grpc.StatusCode.DATA_LOSS,
             )
-        if expected is None and reply.total_size:
-            expected = reply.total_size - offset
-        received += len(reply.chunk)
+        if expected is None and total:
+            expected = total - offset
+        received += size
         session.progressed()
         if progress is not None:
             progress(received, expected or 0)
@@ -352,18 +378,15 @@ def download_file(
         while True:
             attempt += 1
             left = length - received if length else 0
-            request = file_pb2.DownloadRequest(
-                token=session.token, offset=offset + received, length=left
-            )
             try:
-                stream_once(session, request, sink, on_chunk)
+                session.download(offset + received, left, sink, on_block)
                 if expected is None or received == expected:
                     return DownloadResult(path, received, attempt)
                 err: errors.BaiError = errors.Unavailable(
                     f"{path}: stream ended at {received} of {expected} bytes", reason="UNAVAILABLE"
                 )
-            except grpc.RpcError as exc:
-                err = errors.from_rpc_error(exc)
+            except errors.BaiError as exc:
+                err = exc
             retry_wait(session, retry, err, attempt)
     finally:
         session.close()

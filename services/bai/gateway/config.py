@@ -78,6 +78,8 @@ CORS_EXPOSE_HEADERS = (
     "upload-offset",
     "upload-length",
     "x-bai-upload-complete",
+    "x-bai-error-code",
+    "x-bai-error-reason",
 )
 CORS_ALLOW_METHODS = ("GET", "PUT", "POST", "PATCH", "DELETE", "OPTIONS")
 

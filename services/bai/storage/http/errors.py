@@ -3,7 +3,8 @@
 The mapping is google.rpc's (the one Envoy's JSON transcoder uses for the
 REST API), so a caller sees the same code names and reasons over gRPC, REST
 and these endpoints. The body is JSON: code, reason, message, metadata and
-any field violations.
+any field violations; the code and reason also go in the X-Bai-Error-Code and
+X-Bai-Error-Reason headers, for HEAD replies (which have no body).
 """
 
 from __future__ import annotations
@@ -68,4 +69,7 @@ def error_response(exc: BaseException) -> web.Response:
             "metadata": {"correlation_id": correlation},
         }
         status = 500
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+    headers = {"x-bai-error-code": str(body["code"]), "x-bai-error-reason": str(body["reason"])}
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/json", headers=headers
+    )
