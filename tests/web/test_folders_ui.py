@@ -20,13 +20,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from bai.common.component import EtcdConfig
 from bai.manager.config import StorageProxyConfig
 from bai.manager.db.identity import DomainRow
-from bai.storage.config import StorageConfig, VolumeConfig
 from bai.storage.main import RunningStorage, start_storage
 from tests.manager.callers import Caller, make_caller, make_domain
 from tests.manager.fixtures import ManagerHandle, unique
+from tests.storage.conftest import MANAGER_TOKEN, VOLUME, storage_config
 from tests.web.cdp import Browser
 from tests.web.harness import chromium_or_skip, envoy_in_front, require_bundle_and_envoy, text
 from tests.web.test_sessions_ui import Page, text_with
@@ -34,9 +33,6 @@ from tests.web.test_sessions_ui import Page, text_with
 pytestmark = pytest.mark.slow
 
 MiB = 1 << 20
-VOLUME = "local"
-MANAGER_TOKEN = "manager-secret-for-web-tests"
-JWT_SECRET = "jwt-secret-for-web-tests-" + "w" * 32
 HOST_PERMISSIONS = [
     "create-vfolder",
     "modify-vfolder",
@@ -57,18 +53,7 @@ class Storage:
 async def storage(
     manager: ManagerHandle, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Storage]:
-    config = StorageConfig(
-        bind="127.0.0.1",
-        grpc_port=0,
-        manager_port=0,
-        metrics_port=0,
-        http_port=0,
-        etcd=EtcdConfig(enabled=False),
-        volumes={VOLUME: VolumeConfig(path=str(tmp_path_factory.mktemp("volume")))},
-        jwt_secret=JWT_SECRET,
-        manager_token=MANAGER_TOKEN,
-    )
-    running = await start_storage(config)
+    running = await start_storage(storage_config(tmp_path_factory.mktemp("volume")))
     proxy = unique("px")
     manager.ctx.config.storage.proxies[proxy] = StorageProxyConfig(
         manager_address=f"127.0.0.1:{running.manager_port}", secret=MANAGER_TOKEN
