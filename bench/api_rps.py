@@ -31,11 +31,8 @@ from pathlib import Path
 import grpc
 
 from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc
-from bai.gateway.config import (
-    gateway_process_argv,
-    render_gateway_config,
-    services_in_descriptor,
-)
+from bai.gateway.config import render_gateway_config, services_in_descriptor
+from bai.gateway.process import gateway_process_argv
 from bai.stack.testing import ThrowawayStack, free_ports
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ from bai.api.common.v1 import storage_pb2 as common
 from bai.api.manager.v1 import vfolder_pb2, vfolder_pb2_grpc
 from bai.api.storage.v1 import storage_pb2, storage_pb2_grpc
 from bai.client import Client, KeypairCredentials
-from bai.gateway.config import envoy_binary
+from bai.gateway.process import envoy_binary
 from bai.stack.testing import free_ports
 from bai.storage.testing import BAI, GatewayProcess, ProxyProcess
 from tests.client.fakes import ACCESS_KEY, SECRET_KEY, Fake, fail, handler, serve

