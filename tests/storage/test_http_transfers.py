@@ -64,7 +64,9 @@ async def test_upload_download_ranges_and_archive(
     status, body, headers = await get(http, down)
     assert (status, body) == (200, data)
     assert headers["accept-ranges"] == "bytes"
-    assert headers["content-disposition"] == "attachment; filename*=UTF-8''blob.bin"
+    assert headers["content-disposition"] == (
+        "attachment; filename=\"blob.bin\"; filename*=UTF-8''blob.bin"
+    )
     status, body, headers = await get(http, down, range="bytes=10-109")
     assert (status, body) == (206, data[10:110])
     assert headers["content-range"] == f"bytes 10-109/{len(data)}"

@@ -229,4 +229,8 @@ def _mode(raw: str) -> int:
 
 
 def _attachment(name: str) -> str:
-    return "attachment; filename*=UTF-8''" + urllib.parse.quote(name, safe="")
+    # filename* (RFC 6266) carries any name; the plain one is an ASCII stand-in for
+    # clients that read only it (curl -J).
+    plain = "".join(c if " " <= c < "\x7f" and c not in '"\\%' else "_" for c in name)
+    quoted = urllib.parse.quote(name, safe="")
+    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quoted}"
