@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import aiodocker
@@ -25,7 +26,7 @@ from bai.agent.runtime.base import (
     SandboxSpec,
     SandboxState,
 )
-from bai.agent.runtime.docker import DockerRuntime
+from bai.agent.runtime.docker import DockerRuntime, unix_time_text
 
 MiB = 1024 * 1024
 
@@ -352,3 +353,13 @@ async def test_untagged_images_are_not_listed(docker_runtime: DockerRuntime) -> 
         assert all(image.tags for image in listed)
     finally:
         await (await asyncio.create_subprocess_exec("docker", "rmi", "-f", untagged)).wait()
+
+
+def test_since_is_sent_to_the_nanosecond() -> None:
+    # Through a float this instant comes out 111 ns late ("...624941111"), which made
+    # `since` skip a line Docker stamped between ...624941000 and ...624941111.
+    moment = datetime(2026, 11, 27, 14, 2, 55, 624941, tzinfo=UTC)
+    assert unix_time_text(moment) == "1795788175.624941000"
+    assert unix_time_text(moment.astimezone(timezone(timedelta(hours=9)))) == (
+        "1795788175.624941000"
+    )

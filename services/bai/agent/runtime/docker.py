@@ -13,7 +13,7 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -300,7 +300,7 @@ class DockerRuntime:
             "tail": "all" if tail is None else str(tail),
         }
         if since is not None:
-            params["since"] = f"{since.timestamp():.9f}"
+            params["since"] = unix_time_text(since)
         query = self._client()._query(
             f"containers/{sandbox_id}/logs", method="GET", params=params, timeout=None
         )
@@ -330,3 +330,14 @@ class DockerRuntime:
             io_read_bytes=counters.io_read_bytes,
             io_write_bytes=counters.io_write_bytes,
         )
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def unix_time_text(moment: datetime) -> str:
+    """`moment` as Docker's "seconds.nanoseconds", exactly: through a float it can come
+    out up to ~100 ns late at today's epoch, and `since` would then skip a log line
+    written at that very microsecond (a naive datetime is local time, as timestamp())."""
+    delta = moment.astimezone(UTC) - _EPOCH
+    return f"{delta.days * 86400 + delta.seconds}.{delta.microseconds:06d}000"
