@@ -254,3 +254,23 @@ async def test_no_stream_no_wait(ads: tuple[Snapshots, grpc.aio.Channel]) -> Non
     assert await still_open(snapshots, generation)
     await one.close()
     await other.close()
+
+
+async def test_close_ends_every_stream_and_refuses_new_ones(
+    ads: tuple[Snapshots, grpc.aio.Channel],
+) -> None:
+    # A stopping coordinator ends its streams itself: else each holds the server's
+    # shutdown for the whole grace period and ends CANCELLED.
+    snapshots, channel = ads
+    listeners, clusters = rendered(7001)
+    snapshots.set(WORKER, listeners, clusters)
+    envoy = Envoy(channel)
+    envoy.ask(CLUSTERS, node={"id": WORKER})
+    assert (await envoy.reply()).type_url == CLUSTERS
+    snapshots.close()
+    await asyncio.wait_for(envoy.reader, 10)  # the stream ended, and without an error
+    assert await envoy.call.code() == grpc.StatusCode.OK
+    late = Envoy(channel)
+    late.ask(CLUSTERS, node={"id": WORKER})
+    await asyncio.wait_for(late.reader, 10)
+    assert late.replies.empty() and await late.call.code() == grpc.StatusCode.OK

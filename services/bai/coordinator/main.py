@@ -78,6 +78,7 @@ class RunningCoordinator:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self.state.snapshots.close()
         await self.server.stop()
         await self.authz.stop()
         await self.state.repo.engine.dispose()

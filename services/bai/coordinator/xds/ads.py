@@ -198,6 +198,8 @@ class Snapshots:
     current: dict[str, Snapshot] = field(default_factory=dict)
     _streams: dict[str, set[_Stream]] = field(default_factory=dict)
     _waiters: set[asyncio.Future[None]] = field(default_factory=set)
+    _open: set[_Stream] = field(default_factory=set)
+    closed: bool = False
 
     def set(
         self, authority: str, listeners: list[dict[str, Any]], clusters: list[dict[str, Any]]
@@ -217,12 +219,24 @@ class Snapshots:
     def get(self, authority: str) -> Snapshot:
         return self.current.get(authority, EMPTY)
 
+    def opened(self, stream: _Stream) -> None:
+        self._open.add(stream)
+
     def follow(self, stream: _Stream) -> None:
         self._streams.setdefault(stream.authority, set()).add(stream)
 
     def unfollow(self, stream: _Stream) -> None:
+        self._open.discard(stream)
         self._streams.get(stream.authority, set()).discard(stream)
         self.progressed()
+
+    def close(self) -> None:
+        """End every stream, now and from now on (the coordinator is stopping): otherwise
+        each open stream holds the server's shutdown for its whole grace period. Envoy
+        keeps serving what it has and reconnects to the next coordinator."""
+        self.closed = True
+        for stream in self._open:
+            stream.queue.put_nowait(None)
 
     def progressed(self) -> None:
         """A stream sent, got an answer or went: waiters look again."""
@@ -273,7 +287,10 @@ class AdsServicer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):  # type: ign
             check_shared_secret(self.internal_token, text_metadata(context))
         except BaiError as exc:
             await context.abort_with_status(to_grpc_status(exc))
+        if self.snapshots.closed:
+            return
         stream = _Stream()
+        self.snapshots.opened(stream)
         reader = asyncio.create_task(_read(request_iterator, stream.queue))
         try:
             while (item := await stream.queue.get()) is not None:
