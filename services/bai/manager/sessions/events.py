@@ -11,7 +11,7 @@ they notify, the database stays the truth.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -51,21 +51,33 @@ class StoredEvent:
 
 async def publish(redis: Redis, event: session_pb2.SessionEvent, scope: EventScope) -> str:
     """Append the event; returns its cursor."""
+    (cursor,) = await publish_many(redis, [(event, scope)])
+    return cursor
+
+
+async def publish_many(
+    redis: Redis, items: Sequence[tuple[session_pb2.SessionEvent, EventScope]]
+) -> list[str]:
+    """Append the events in order; returns their cursors. One round trip for all of
+    them and the trim: every status change on the hot path publishes, often several
+    at once (a kernel's transition and its session's)."""
+    if not items:
+        return []
     min_id = int((time.time() - RETENTION.total_seconds()) * 1000)
-    fields: dict[str, bytes | str] = {
-        "e": event.SerializeToString(),
-        "s": scope.session_id,
-        "a": scope.access_key,
-        "u": scope.user_id,
-        "p": scope.project_id,
-        "d": scope.domain_name,
-    }
-    # One round trip for both: every status change on the hot path publishes.
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.xadd(STREAM_KEY, fields, minid=min_id, approximate=True)  # type: ignore[arg-type]
+        for event, scope in items:
+            fields: dict[str, bytes | str] = {
+                "e": event.SerializeToString(),
+                "s": scope.session_id,
+                "a": scope.access_key,
+                "u": scope.user_id,
+                "p": scope.project_id,
+                "d": scope.domain_name,
+            }
+            pipe.xadd(STREAM_KEY, fields, minid=min_id, approximate=True)  # type: ignore[arg-type]
         pipe.xtrim(STREAM_KEY, maxlen=MAX_ENTRIES, approximate=True)
-        entry_id, _trimmed = await pipe.execute()
-    return _text(entry_id)
+        replies = await pipe.execute()
+    return [_text(entry_id) for entry_id in replies[:-1]]
 
 
 def _parse_cursor(cursor: str) -> tuple[int, int]:

@@ -212,5 +212,4 @@ async def set_kernel_status(
 
 
 async def publish_all(redis: Redis, pending: PendingEvents) -> None:
-    for event, scope in pending.items:
-        await events.publish(redis, event, scope)
+    await events.publish_many(redis, pending.items)
