@@ -172,6 +172,22 @@ class Browser:
         files = [str(p.resolve()) for p in paths]
         self.call("DOM.setFileInputFiles", {"files": files, "objectId": object_id}, session=True)
 
+    def emulate_network(self, *, offline: bool = False, upload_bytes_per_s: int = -1) -> None:
+        """DevTools network conditions for the page: `offline` fails the requests in
+        flight as a lost connection would; a positive `upload_bytes_per_s` throttles
+        request bodies (-1: no limit)."""
+        self.call("Network.enable", session=True)
+        self.call(
+            "Network.emulateNetworkConditions",
+            {
+                "offline": offline,
+                "latency": 0,
+                "downloadThroughput": -1,
+                "uploadThroughput": upload_bytes_per_s,
+            },
+            session=True,
+        )
+
     def save_downloads_to(self, directory: Path) -> None:
         """Let downloads happen, into `directory`, under the names the server suggests."""
         self.call(

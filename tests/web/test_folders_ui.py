@@ -39,6 +39,7 @@ HOST_PERMISSIONS = [
     "delete-vfolder",
     "upload-file",
     "download-file",
+    "invite-others",
 ]
 
 

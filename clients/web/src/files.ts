@@ -1,114 +1,22 @@
 // The file browser of one folder: a directory's entries (ListFiles) with breadcrumbs,
 // New directory (Mkdir), Delete (DeleteFiles; a directory recursively, followed as a
-// background task), Download (a token from RequestDownloadToken, then the browser itself
-// GETs /storage/v1/download, so the file streams to disk; a directory comes as a zip) and
-// Upload (per file RequestUploadToken, then an XHR PUT to /storage/v1/upload with its
-// progress). No X-Bai-Sha256 is sent: crypto.subtle.digest needs the whole file in
-// memory; the reply's committed size is checked against the file's instead.
+// background task), Move (MoveFile: rename, or move within the folder), Download (a token
+// from RequestDownloadToken, then the browser itself GETs /storage/v1/download, so the file
+// streams to disk; a directory comes as a zip) and Upload (uploads.ts, resumable).
 import type { Client } from "@connectrpc/connect";
-import { api, apiBase, describeError, endless, isCancelled, isUnauthenticated, type ApiError } from "./api";
+import { api, describeError, endless, isCancelled, isUnauthenticated } from "./api";
 import { h } from "./dom";
 import { bytes, enumName, when } from "./format";
 import { FileType, MountPermission, type FileEntry } from "./gen/bai/api/common/v1/storage_pb";
 import { BackgroundTaskStatus, type BackgroundTask } from "./gen/bai/api/manager/v1/bgtask_pb";
 import type { VFolder, VFolderService } from "./gen/bai/api/manager/v1/vfolder_pb";
 import { errorBox, PagedTable } from "./table";
+import { FileUpload, transferUrl, TransferError } from "./uploads";
 
 const PAGE_SIZE = 200;
 
 const join = (dir: string, name: string): string => (dir ? `${dir}/${name}` : name);
 const fileType = (t: FileType): string => (t === FileType.DIRECTORY ? "dir" : enumName(FileType, t).toLowerCase());
-
-/** Where the gateway serves the storage proxy's plain-HTTP transfers. */
-const transferUrl = (op: "upload" | "download", token: string): string =>
-  `${apiBase()}/storage/v1/${op}?token=${encodeURIComponent(token)}`;
-
-interface UploadReply {
-  committed_size: number;
-  total_size: number;
-  complete: boolean;
-  sha256: string;
-}
-
-/** A failed HTTP transfer, its JSON error body read as the gRPC errors are. */
-class TransferError extends Error {
-  constructor(readonly error: ApiError) {
-    super(error.message);
-  }
-}
-
-const localError = (code: string, message: string): ApiError => ({
-  code,
-  reason: "",
-  message,
-  metadata: {},
-  violations: [],
-});
-
-function httpError(status: number, body: string): ApiError {
-  try {
-    const e = JSON.parse(body) as Partial<Omit<ApiError, "violations">> & {
-      violations?: { field: string; description: string }[];
-    };
-    return {
-      code: (e.code || `http_${status}`).toLowerCase(),
-      reason: e.reason ?? "",
-      message: e.message ?? "",
-      metadata: e.metadata ?? {},
-      violations: (e.violations ?? []).map((v) => `${v.field}: ${v.description}`),
-    };
-  } catch {
-    return localError(`http_${status}`, body.slice(0, 200) || `HTTP ${status}`);
-  }
-}
-
-/** PUT the whole file; XHR rather than fetch because only XHR reports upload progress. */
-function put(url: string, file: File, onProgress: (sent: number) => void): Promise<UploadReply> {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("PUT", url);
-    xhr.setRequestHeader("Upload-Length", String(file.size));
-    xhr.upload.onprogress = (ev) => onProgress(ev.loaded);
-    xhr.onload = () => {
-      if (xhr.status >= 200 && xhr.status < 300) resolve(JSON.parse(xhr.responseText) as UploadReply);
-      else reject(new TransferError(httpError(xhr.status, xhr.responseText)));
-    };
-    const failed = (): void =>
-      reject(new TransferError(localError("unavailable", "the connection to the storage proxy failed")));
-    xhr.onerror = xhr.onabort = failed;
-    xhr.send(file);
-  });
-}
-
-/** One line of the uploads list: the file, a progress bar, and how it ended. */
-class UploadRow {
-  readonly root: HTMLElement;
-  private readonly bar: HTMLProgressElement;
-  private readonly state = h("span", { class: "upload-state muted" }, "waiting");
-
-  constructor(readonly file: File) {
-    this.bar = h("progress", { max: String(Math.max(file.size, 1)), value: "0" });
-    this.root = h("li", { "data-file": file.name }, h("span", {}, file.name), this.bar, this.state);
-    this.root.dataset.state = "waiting";
-  }
-
-  progress(sent: number): void {
-    this.root.dataset.state = "uploading";
-    this.bar.value = sent;
-    this.state.textContent = `${bytes(sent)} of ${bytes(this.file.size)}`;
-  }
-
-  done(size: number): void {
-    this.root.dataset.state = "done";
-    this.bar.value = this.bar.max;
-    this.state.textContent = `done, ${bytes(size)}`;
-  }
-
-  fail(e: ApiError): void {
-    this.root.dataset.state = "failed";
-    this.state.replaceChildren(errorBox(e));
-  }
-}
 
 export class FileBrowser {
   readonly root: HTMLElement;
@@ -235,7 +143,8 @@ export class FileBrowser {
 
   private actions(e: FileEntry): HTMLElement {
     const dir = e.type === FileType.DIRECTORY;
-    const canDelete = (this.folder?.callerPermission ?? 0) >= MountPermission.READ_WRITE_DELETE;
+    const granted = this.folder?.callerPermission ?? 0;
+    const canDelete = granted >= MountPermission.READ_WRITE_DELETE;
     return h(
       "span",
       { class: "actions" },
@@ -244,6 +153,9 @@ export class FileBrowser {
         { type: "button", "data-action": dir ? "zip" : "download", "data-name": e.name },
         dir ? "Download as zip" : "Download",
       ),
+      granted >= MountPermission.READ_WRITE
+        ? h("button", { type: "button", "data-action": "move", "data-name": e.name }, "Move")
+        : null,
       canDelete
         ? h("button", { type: "button", class: "danger", "data-action": "delete", "data-name": e.name }, "Delete")
         : null,
@@ -258,6 +170,7 @@ export class FileBrowser {
     if (!button || !entry) return;
     const path = join(this.dir, entry.name);
     if (button.dataset.action === "delete") void this.remove(entry, path);
+    else if (button.dataset.action === "move") void this.move(path);
     else void this.download(path, button.dataset.action === "zip");
   }
 
@@ -343,29 +256,33 @@ export class FileBrowser {
     const folder = this.folder;
     if (!folder) return;
     const dir = this.dir;
-    const rows = files.map((f) => new UploadRow(f));
+    const changed = (): void => {
+      if (this.folder !== folder) return;
+      void this.measure(folder);
+      void this.table.refresh();
+    };
+    const rows = files.map(
+      (f) => new FileUpload(this.client, folder, join(dir, f.name), f, this.onExpired, changed),
+    );
     this.uploads.append(...rows.map((r) => r.root));
     for (const row of rows) {
       if (this.folder !== folder) return; // another folder was opened meanwhile
-      await this.uploadOne(folder, join(dir, row.file.name), row);
+      await row.start();
     }
-    if (this.folder !== folder) return;
-    void this.measure(folder);
-    await this.table.refresh();
+    changed();
   }
 
-  private async uploadOne(folder: VFolder, path: string, row: UploadRow): Promise<void> {
-    const size = row.file.size;
+  private async move(path: string): Promise<void> {
+    const folder = this.folder;
+    const target = prompt(`Move or rename ${path} to (a path in the folder):`, path)?.trim().replace(/^\/+/, "");
+    if (!folder || !target || target === path) return;
+    this.message.replaceChildren();
     try {
-      const { ticket } = await this.client.requestUploadToken({ vfolderId: folder.id, path, size: BigInt(size) });
-      if (!ticket) throw new TransferError(localError("internal", "the manager sent no transfer ticket"));
-      row.progress(0);
-      const reply = await put(transferUrl("upload", ticket.token), row.file, (sent) => row.progress(sent));
-      if (reply.complete && reply.committed_size === size) return row.done(size);
-      row.fail(localError("data_loss", `the proxy kept ${reply.committed_size} of ${size} bytes`));
+      await this.client.moveFile({ vfolderId: folder.id, sourcePath: path, targetPath: target });
+      this.message.replaceChildren(h("p", { class: "muted", id: "files-moved" }, `Moved ${path} to ${target}.`));
+      await this.table.refresh();
     } catch (err) {
-      if (isUnauthenticated(err)) return this.onExpired();
-      row.fail(err instanceof TransferError ? err.error : describeError(err));
+      this.failed(err);
     }
   }
 }

@@ -1,34 +1,33 @@
-// The Folders page ("Data & Storage"): the virtual folders the caller can use
-// (ListVFolders), a form to create one (CreateVFolder on a host from ListVFolderHosts),
-// and the file browser (files.ts) of the folder clicked in the table.
+// The Folders page ("Data & Storage"): the invitations sent to me (sharing.ts), the
+// virtual folders the caller can use (ListVFolders) with each one's actions
+// (folder_actions.ts: rename, trash, share, leave), a form to create one (CreateVFolder on
+// a host from ListVFolderHosts), the sharing of the folder whose Share was clicked, the
+// file browser (files.ts) of the folder clicked in the table, and the trash.
 import { api, describeError, isUnauthenticated } from "./api";
 import { h } from "./dom";
 import { FileBrowser } from "./files";
-import { enumName, when } from "./format";
-import { FolderUsageMode, MountPermission } from "./gen/bai/api/common/v1/storage_pb";
-import {
-  FolderOwnershipType,
-  FolderStatus,
-  type VFolder,
-} from "./gen/bai/api/manager/v1/vfolder_pb";
+import { when } from "./format";
+import { FolderActions, folderActionsCell, TrashPanel } from "./folder_actions";
+import { folderStatus, ownership, permission, usageMode } from "./folder_names";
+import { FolderUsageMode } from "./gen/bai/api/common/v1/storage_pb";
+import type { VFolder } from "./gen/bai/api/manager/v1/vfolder_pb";
+import { InvitationsBox, SharingPanel } from "./sharing";
 import { errorBox, PagedTable } from "./table";
 
 const PAGE_SIZE = 50;
 
 const vfolders = api.vfolders;
 
-const lower = (e: Record<number, string>, v: number): string =>
-  enumName(e, v).toLowerCase().replace(/_/g, "-");
-export const usageMode = (m: FolderUsageMode): string => lower(FolderUsageMode, m);
-export const permission = (p: MountPermission): string => lower(MountPermission, p);
-export const ownership = (o: FolderOwnershipType): string => lower(FolderOwnershipType, o);
-export const folderStatus = (s: FolderStatus): string => lower(FolderStatus, s);
-
 export class FoldersPage {
   readonly root: HTMLElement;
   private readonly table: PagedTable<VFolder>;
   private readonly listed = new Map<string, VFolder>(); // the table's current page, by id
   private readonly browser: FileBrowser;
+  private readonly sharing: SharingPanel;
+  private readonly trash: TrashPanel;
+  private readonly invitations: InvitationsBox;
+  private readonly actions: FolderActions;
+  private readonly actionMessage = h("div", { id: "folder-action-message" });
   private readonly form = h("form", { id: "folder-form", class: "launch" });
   private readonly name = h("input", { id: "folder-name", name: "name", required: "" });
   private readonly host = h("select", { id: "folder-host", name: "host" });
@@ -49,6 +48,16 @@ export class FoldersPage {
 
   constructor(private readonly onExpired: () => void) {
     this.browser = new FileBrowser(vfolders, onExpired);
+    this.sharing = new SharingPanel(onExpired);
+    // After a rename, trash or leave: the folder's open panels are stale, the lists too.
+    const changed = (f: VFolder): Promise<unknown> => {
+      if (f.id === this.browser.root.dataset.folderId) this.browser.close();
+      if (f.id === this.sharing.root.dataset.folderId) this.sharing.close();
+      return Promise.all([this.table.refresh(), this.trash.refresh()]);
+    };
+    this.trash = new TrashPanel(() => this.table.refresh(), onExpired);
+    this.invitations = new InvitationsBox(() => this.table.refresh(), onExpired);
+    this.actions = new FolderActions(this.actionMessage, changed, onExpired);
     this.table = new PagedTable<VFolder>(
       "Folders",
       [
@@ -62,6 +71,7 @@ export class FoldersPage {
         { title: "Permission", cell: (f) => permission(f.callerPermission) },
         { title: "Status", cell: (f) => folderStatus(f.status) },
         { title: "Created", cell: (f) => when(f.createdAt) },
+        { title: "", cell: (f) => folderActionsCell(f) },
       ],
       async (pageToken) => {
         const r = await vfolders.listVFolders({ pageSize: PAGE_SIZE, pageToken });
@@ -71,10 +81,15 @@ export class FoldersPage {
       },
       onExpired,
     );
+    this.table.root.insertBefore(this.actionMessage, this.table.root.children[1] ?? null);
     this.table.root.addEventListener("click", (ev) => {
-      const id = (ev.target as Element).closest<HTMLElement>("[data-folder-id]")?.dataset.folderId;
-      const folder = id ? this.listed.get(id) : undefined;
-      if (folder) this.browser.open(folder);
+      const target = (ev.target as Element).closest<HTMLElement>("[data-folder-id], [data-folder-action]");
+      const folder = this.listed.get(target?.dataset.folderId ?? "");
+      const action = target?.dataset.folderAction;
+      if (!folder) return;
+      if (!action) return this.browser.open(folder);
+      if (action === "share") return void this.sharing.open(folder);
+      this.actions.run(action, folder);
     });
     this.form.append(
       h(
@@ -97,7 +112,16 @@ export class FoldersPage {
       this.form,
       this.result,
     );
-    this.root = h("div", { id: "folders-page" }, create, this.table.root, this.browser.root);
+    this.root = h(
+      "div",
+      { id: "folders-page" },
+      create,
+      this.invitations.root,
+      this.table.root,
+      this.sharing.root,
+      this.browser.root,
+      this.trash.root,
+    );
   }
 
   /** Form cleared, browser closed, hosts and the first page of folders fetched. */
@@ -105,8 +129,10 @@ export class FoldersPage {
     this.form.reset();
     this.showErrors([]);
     this.result.replaceChildren();
+    this.actionMessage.replaceChildren();
     this.browser.close();
-    return Promise.all([this.loadHosts(), this.table.reset()]);
+    this.sharing.close();
+    return Promise.all([this.loadHosts(), this.table.reset(), this.invitations.reset(), this.trash.reset()]);
   }
 
   private async loadHosts(): Promise<void> {
