@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -118,6 +119,13 @@ def test_config_shape() -> None:
     listener = cfg["static_resources"]["listeners"][0]
     assert listener["address"]["socket_address"]["port_value"] == 8090
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    # Transfer tokens ride in ?token=: the access log writes paths without queries.
+    log_format = hcm["access_log"][0]["typed_config"]["log_format"]
+    assert (
+        "%REQ_WITHOUT_QUERY(X-ENVOY-ORIGINAL-PATH?:PATH)%"
+        in (log_format["text_format_source"]["inline_string"])
+    )
+    assert "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%" not in json.dumps(hcm["access_log"])
     routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
     assert routes[0]["match"] == {"prefix": "/bai.api.storage.v1.FileService/"}
     assert routes[0]["route"]["cluster"] == "storage"

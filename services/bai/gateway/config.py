@@ -94,6 +94,16 @@ DOWNSTREAM_CONNECTIONS_TYPE = (
     + "envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig"
 )
 STDOUT_LOG_TYPE = _TYPE + "envoy.extensions.access_loggers.stream.v3.StdoutAccessLog"
+REQ_WITHOUT_QUERY_TYPE = _TYPE + "envoy.extensions.formatter.req_without_query.v3.ReqWithoutQuery"
+# Envoy's default access log line, with the path logged without its query: transfer
+# tokens travel in `?token=` (a browser link cannot set a header), and logs are no
+# place for credentials.
+ACCESS_LOG_FORMAT = (
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ_WITHOUT_QUERY(X-ENVOY-ORIGINAL-PATH?:PATH)% '
+    '%PROTOCOL%" %RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% '
+    '%DURATION% %RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" '
+    '"%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"\n'
+)
 
 HEADER = """\
 Envoy gateway for bai: gRPC (h2c), grpc-web and REST/JSON on one port.
@@ -271,7 +281,18 @@ def gateway_config(
         hcm["access_log"] = [
             {
                 "name": "envoy.access_loggers.stdout",
-                "typed_config": {"@type": STDOUT_LOG_TYPE},
+                "typed_config": {
+                    "@type": STDOUT_LOG_TYPE,
+                    "log_format": {
+                        "text_format_source": {"inline_string": ACCESS_LOG_FORMAT},
+                        "formatters": [
+                            {
+                                "name": "envoy.formatter.req_without_query",
+                                "typed_config": {"@type": REQ_WITHOUT_QUERY_TYPE},
+                            }
+                        ],
+                    },
+                },
             },
         ]
     hcm["route_config"] = route_config
