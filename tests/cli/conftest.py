@@ -10,7 +10,7 @@ import pytest
 
 from bai.cli.main import main
 from tests.cli.fakes import Admin, servicers
-from tests.client.fakes import Fake, serve
+from tests.client.fakes import ACCESS_KEY, SECRET_KEY, Fake, serve
 
 
 @dataclass
@@ -23,6 +23,24 @@ class Result:
         return json.loads(self.out)
 
 
+def run_bai(capsys: pytest.CaptureFixture[str], argv: list[str]) -> Result:
+    """`bai ARGV` in-process: its exit code and what it printed."""
+    capsys.readouterr()
+    code = main(argv)
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+def keypair_env(monkeypatch: pytest.MonkeyPatch, config_dir: Path) -> None:
+    """The CLI's environment for a keypair caller: no endpoint, token or profile from
+    the outside, a throwaway config dir, the fakes' access and secret key."""
+    for var in ("BAI_ENDPOINT", "BAI_TOKEN", "BAI_PROFILE", "BAI_DEBUG"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("BAI_CONFIG_DIR", str(config_dir))
+    monkeypatch.setenv("BAI_ACCESS_KEY", ACCESS_KEY)
+    monkeypatch.setenv("BAI_SECRET_KEY", SECRET_KEY)
+
+
 @dataclass
 class Cli:
     """Runs ``bai`` in-process against the fake backend, with a throwaway config dir."""
@@ -33,10 +51,7 @@ class Cli:
     capsys: pytest.CaptureFixture[str]
 
     def __call__(self, *argv: str) -> Result:
-        self.capsys.readouterr()
-        code = main(list(argv))
-        captured = self.capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return run_bai(self.capsys, list(argv))
 
 
 @pytest.fixture

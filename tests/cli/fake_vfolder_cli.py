@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bai.cli.main import main
-from tests.cli.conftest import Result
+from tests.cli.conftest import Result, keypair_env, run_bai
 from tests.cli.fake_vfolder_backend import VFolderBackend
-from tests.client.fakes import ACCESS_KEY, SECRET_KEY
 
 
 @dataclass
@@ -22,10 +20,7 @@ class VBai:
     work: Path
 
     def __call__(self, *argv: str) -> Result:
-        self.capsys.readouterr()
-        code = main(list(argv))
-        captured = self.capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return run_bai(self.capsys, list(argv))
 
     def file(self, folder_id: str, path: str) -> Path:
         return self.backend.storage.file(folder_id, path)
@@ -35,11 +30,7 @@ class VBai:
 def vbai(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[VBai]:
-    for var in ("BAI_ENDPOINT", "BAI_TOKEN", "BAI_PROFILE", "BAI_DEBUG"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("BAI_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("BAI_ACCESS_KEY", ACCESS_KEY)
-    monkeypatch.setenv("BAI_SECRET_KEY", SECRET_KEY)
+    keypair_env(monkeypatch, tmp_path / "config")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -15,9 +15,8 @@ from google.protobuf import duration_pb2
 
 from bai.api.manager.v1 import agent_pb2
 from bai.cli.main import main
-from tests.cli.conftest import Result
+from tests.cli.conftest import Result, keypair_env, run_bai
 from tests.cli.fake_agent_service import Fleet, agent_server
-from tests.client.fakes import ACCESS_KEY, SECRET_KEY
 
 ALIVE, LOST = agent_pb2.AGENT_STATUS_ALIVE, agent_pb2.AGENT_STATUS_LOST
 LIST_HEADER = [
@@ -38,10 +37,7 @@ class ABai:
     capsys: pytest.CaptureFixture[str]
 
     def __call__(self, *argv: str) -> Result:
-        self.capsys.readouterr()
-        code = main(["admin", "agent", *argv])
-        captured = self.capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return run_bai(self.capsys, ["admin", "agent", *argv])
 
     def requests(self, method: str) -> list[Any]:
         return [c.request for c in self.fleet.fake.calls_to(method)]
@@ -51,11 +47,7 @@ class ABai:
 def abai(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[ABai]:
-    for var in ("BAI_ENDPOINT", "BAI_TOKEN", "BAI_PROFILE", "BAI_DEBUG"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("BAI_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("BAI_ACCESS_KEY", ACCESS_KEY)
-    monkeypatch.setenv("BAI_SECRET_KEY", SECRET_KEY)
+    keypair_env(monkeypatch, tmp_path / "config")
     with agent_server() as fleet:
         monkeypatch.setenv("BAI_ENDPOINT", fleet.fake.address)
         yield ABai(fleet, capsys)

@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 
 from bai.api.manager.v1 import image_pb2
-from bai.cli.main import main
-from tests.cli.conftest import Result
+from tests.cli.conftest import Result, keypair_env, run_bai
 from tests.cli.fake_image_service import Catalogue, image_server
-from tests.client.fakes import ACCESS_KEY, SECRET_KEY
 
 PYTHON = "cr.backend.ai/stable/python:3.12-ubuntu22.04"
 PYTORCH = "cr.backend.ai/stable/pytorch:2.3-cuda12"
@@ -30,10 +28,7 @@ class IBai:
     capsys: pytest.CaptureFixture[str]
 
     def __call__(self, *argv: str) -> Result:
-        self.capsys.readouterr()
-        code = main(list(argv))
-        captured = self.capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return run_bai(self.capsys, list(argv))
 
     def requests(self, method: str) -> list[Any]:
         return [c.request for c in self.catalogue.fake.calls_to(method)]
@@ -50,11 +45,7 @@ class IBai:
 def ibai(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[IBai]:
-    for var in ("BAI_ENDPOINT", "BAI_TOKEN", "BAI_PROFILE", "BAI_DEBUG"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("BAI_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("BAI_ACCESS_KEY", ACCESS_KEY)
-    monkeypatch.setenv("BAI_SECRET_KEY", SECRET_KEY)
+    keypair_env(monkeypatch, tmp_path / "config")
     with image_server() as catalogue:
         monkeypatch.setenv("BAI_ENDPOINT", catalogue.fake.address)
         yield IBai(catalogue, capsys)

@@ -15,10 +15,9 @@ from bai.api.common.v1 import execution_pb2
 from bai.api.common.v1 import session_pb2 as common
 from bai.api.manager.v1 import session_pb2
 from bai.cli.main import main
-from tests.cli.conftest import Result
+from tests.cli.conftest import Result, keypair_env, run_bai
 from tests.cli.fake_session_service import SessionServer
 from tests.cli.terminal import Terminal
-from tests.client.fakes import ACCESS_KEY, SECRET_KEY
 
 
 @dataclass
@@ -29,10 +28,7 @@ class Bai:
     capsys: pytest.CaptureFixture[str]
 
     def __call__(self, *argv: str) -> Result:
-        self.capsys.readouterr()
-        code = main(list(argv))
-        captured = self.capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return run_bai(self.capsys, list(argv))
 
     def requests(self, method: str) -> list[object]:
         return [c.request for c in self.server.fake.calls_to(method)]
@@ -45,11 +41,7 @@ class Bai:
 def bai(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Bai]:
-    for var in ("BAI_ENDPOINT", "BAI_TOKEN", "BAI_PROFILE", "BAI_DEBUG"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("BAI_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("BAI_ACCESS_KEY", ACCESS_KEY)
-    monkeypatch.setenv("BAI_SECRET_KEY", SECRET_KEY)
+    keypair_env(monkeypatch, tmp_path / "config")
     with SessionServer() as server:
         monkeypatch.setenv("BAI_ENDPOINT", server.address)
         yield Bai(server, capsys)

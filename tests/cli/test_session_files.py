@@ -17,10 +17,9 @@ import pytest
 
 from bai.api.common.v1 import storage_pb2
 from bai.api.manager.v1 import auth_pb2_grpc, session_pb2, session_pb2_grpc
-from bai.cli.main import main
-from tests.cli.conftest import Result
+from tests.cli.conftest import Result, keypair_env, run_bai
 from tests.cli.fake_session_service import FakeSessions, Sessions, SessionServer, streaming
-from tests.client.fakes import ACCESS_KEY, SECRET_KEY, FakeAuth, fail, handler
+from tests.client.fakes import FakeAuth, fail, handler
 
 MiB = 1 << 20
 
@@ -116,10 +115,7 @@ class Bai:
     session_id: str
 
     def __call__(self, *argv: str) -> Result:
-        self.capsys.readouterr()
-        code = main(list(argv))
-        captured = self.capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        return run_bai(self.capsys, list(argv))
 
     def stored(self, path: str) -> bytes | None:
         return self.server.files.stored.get((self.session_id, path))
@@ -129,11 +125,7 @@ class Bai:
 def bai(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Bai]:
-    for var in ("BAI_ENDPOINT", "BAI_TOKEN", "BAI_PROFILE", "BAI_DEBUG"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("BAI_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("BAI_ACCESS_KEY", ACCESS_KEY)
-    monkeypatch.setenv("BAI_SECRET_KEY", SECRET_KEY)
+    keypair_env(monkeypatch, tmp_path / "config")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

@@ -7,13 +7,10 @@ background task to the new image's name, and the image is then among "Mine only"
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
 
-from bai.manager.agents.images import split_canonical
-from bai.manager.db.identity import DomainRow
 from tests.manager.fixtures import ManagerHandle
 from tests.manager.sessions.fake_agent import IMAGE
 from tests.manager.sessions.helpers import (
@@ -24,43 +21,16 @@ from tests.manager.sessions.helpers import (
     member,
     wait_status,
 )
-from tests.web.cdp import Browser
-from tests.web.harness import chromium_or_skip, envoy_in_front, require_bundle_and_envoy, text
+from tests.web import test_sessions_ui as sessions_ui
+from tests.web.harness import text
 from tests.web.test_sessions_ui import AGENT_SLOTS, Page, text_with
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def page(manager: ManagerHandle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
-    require_bundle_and_envoy()
-    chromium = chromium_or_skip()
-    tmp = tmp_path_factory.mktemp("web-images")
-    host, port = manager.address.rsplit(":", 1)
-    with envoy_in_front(tmp, (host, int(port))) as envoy_port:
-        browser = Browser(chromium, tmp / "profile", height=1800)
-        try:
-            yield Page(browser, f"http://127.0.0.1:{envoy_port}/ui/", tmp)
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module", autouse=True)
-async def image_listed(manager: ManagerHandle) -> AsyncIterator[None]:
-    """Users list only images of their domain's allowed registries: allow the fake
-    agent's registry in the default domain while these tests run."""
-    registry = split_canonical(IMAGE).registry
-
-    async def allow(on: bool) -> None:
-        async with manager.ctx.sessions() as db, db.begin():
-            domain = await db.get(DomainRow, "default")
-            assert domain is not None
-            others = [r for r in domain.allowed_docker_registries if r != registry]
-            domain.allowed_docker_registries = [*others, registry] if on else others
-
-    await allow(True)
-    yield
-    await allow(False)
+# The browser behind Envoy, and the fake agent's registry allowed, one per module.
+page = sessions_ui.page
+image_listed = sessions_ui.image_listed
 
 
 def image_rows() -> str:
