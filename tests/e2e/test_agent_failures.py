@@ -12,32 +12,18 @@ import pytest
 from bai.api.common.v1 import execution_pb2
 from bai.api.common.v1 import session_pb2 as common
 from bai.client import AsyncClient, BaiError, execute
-from tests.e2e.agent_process import AgentProcess, MiB, wait_alive
-from tests.e2e.containers import IMAGE, kernel_containers, wait_no_container
+from tests.e2e.agent_process import AgentProcess, wait_alive
+from tests.e2e.containers import kernel_containers, wait_no_container
 from tests.e2e.own_manager import OwnManager
 from tests.e2e.records import agent_row, occupied, session_row, wait_session
-from tests.e2e.sdk import run_code, sdk, text
-from tests.e2e.waits import DEADLINE, bounded, eventually
-from tests.manager.fixtures import ManagerHandle, unique
+from tests.e2e.sdk import SLOTS, run_code, running_session, sdk, text
+from tests.e2e.waits import bounded, eventually
+from tests.manager.fixtures import ManagerHandle
 
 # Agents killed and restarted, lost timeouts waited out: seconds each.
 pytestmark = pytest.mark.slow
 
-SLOTS = {"cpu": "1", "mem": str(256 * MiB)}
 LOST_TIMEOUT = 3.0
-
-
-async def running_session(client: AsyncClient, agent: AgentProcess) -> Any:
-    reply = await client.sessions.create_session(
-        name=unique("e2e"),
-        image=IMAGE,
-        scaling_group=agent.group,
-        resource_slots=SLOTS,
-        enqueue_only=False,
-        timeout=DEADLINE,
-    )
-    assert reply.session.status == common.SESSION_STATUS_RUNNING, reply.session
-    return reply.session
 
 
 async def agent_status(manager: ManagerHandle, agent_id: str) -> str | None:

@@ -8,37 +8,19 @@ import asyncio
 import subprocess
 from pathlib import Path
 
-from bai.api.common.v1 import session_pb2 as common
 from bai.client import AsyncClient
-from tests.e2e.agent_process import AgentProcess, MiB
-from tests.e2e.containers import IMAGE
+from tests.e2e.agent_process import AgentProcess
 from tests.e2e.records import wait_session
-from tests.e2e.sdk import run_code, text
+from tests.e2e.sdk import run_code, running_session, text
 from tests.e2e.test_cli import bai
 from tests.e2e.waits import DEADLINE
 from tests.manager.fixtures import ManagerHandle, unique
-
-SLOTS = {"cpu": "1", "mem": str(256 * MiB)}
-
-
-async def _running(client: AsyncClient, agent: AgentProcess, image: str, **kw: object) -> str:
-    reply = await client.sessions.create_session(
-        name=unique("commit"),
-        image=image,
-        scaling_group=agent.group,
-        resource_slots=SLOTS,
-        enqueue_only=False,
-        timeout=DEADLINE,
-        **kw,
-    )
-    assert reply.session.status == common.SESSION_STATUS_RUNNING, reply.session
-    return str(reply.session.id)
 
 
 async def test_a_committed_session_starts_again_from_its_image(
     manager: ManagerHandle, agent: AgentProcess, client: AsyncClient, tmp_path: Path
 ) -> None:
-    source = await _running(client, agent, IMAGE, environ={"MY_TOKEN": "s3cret"})
+    source = str((await running_session(client, agent, environ={"MY_TOKEN": "s3cret"})).id)
     await run_code(client, source, "open('/tmp/marker', 'w').write('kept')")
 
     name = unique("env").lower().replace("_", "-")
@@ -52,7 +34,7 @@ async def test_a_committed_session_starts_again_from_its_image(
         listed = await client.images.list_images(customized_only=True)
         assert image in [i.canonical for i in listed.images]
 
-        again = await _running(client, agent, image)
+        again = str((await running_session(client, agent, image)).id)
         started.append(again)
         chunks, _, _ = await run_code(
             client,

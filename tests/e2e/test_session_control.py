@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 from bai.api.common.v1 import execution_pb2
-from bai.api.common.v1 import session_pb2 as common
 from bai.client import AsyncClient, execute
-from tests.e2e.agent_process import AgentProcess, MiB
-from tests.e2e.containers import IMAGE
+from tests.e2e.agent_process import AgentProcess
 from tests.e2e.records import occupied, wait_session
-from tests.e2e.sdk import run_code, text
+from tests.e2e.sdk import run_code, running_session, text
 from tests.e2e.waits import DEADLINE, bounded
-from tests.manager.fixtures import ManagerHandle, unique
-
-SLOTS = {"cpu": "1", "mem": str(256 * MiB)}
-
-
-async def running(client: AsyncClient, agent: AgentProcess) -> str:
-    reply = await client.sessions.create_session(
-        name=unique("e2e"),
-        image=IMAGE,
-        scaling_group=agent.group,
-        resource_slots=SLOTS,
-        enqueue_only=False,
-        timeout=DEADLINE,
-    )
-    assert reply.session.status == common.SESSION_STATUS_RUNNING, reply.session
-    return str(reply.session.id)
+from tests.manager.fixtures import ManagerHandle
 
 
 async def test_interrupting_a_run(
     manager: ManagerHandle, agent: AgentProcess, client: AsyncClient
 ) -> None:
-    sid = await running(client, agent)
+    sid = str((await running_session(client, agent)).id)
     code = "import time\nprint('sleeping', flush=True)\ntime.sleep(600)"
 
     # From inside the stream, then with InterruptSession from another call.
@@ -56,7 +39,7 @@ async def test_interrupting_a_run(
 async def test_restarting_a_session_keeps_its_slots_and_clears_its_state(
     manager: ManagerHandle, agent: AgentProcess, client: AsyncClient
 ) -> None:
-    sid = await running(client, agent)
+    sid = str((await running_session(client, agent)).id)
     await run_code(client, sid, "x = 41")
     before = await occupied(manager, agent.agent_id)
 
