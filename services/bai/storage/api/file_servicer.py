@@ -25,10 +25,9 @@ from bai.storage.quota import VFolderId
 from bai.storage.transfers import download
 from bai.storage.transfers.archive import folder_zip
 from bai.storage.transfers.pipeline import OneAhead, prefetched
+from bai.storage.transfers.scope import READ_OPS, authorize
 from bai.storage.transfers.upload import Upload, UploadRequest, upload_offset
 from bai.storage.volumes.vfs import VfsVolume
-
-READ_OPS: tuple[tokens.Op, ...] = ("download", "archive-download")
 
 
 def out_of_order(why: str) -> FailedPrecondition:
@@ -45,12 +44,8 @@ class FileServicer(file_pb2_grpc.FileServiceServicer):
     def _authorize(
         self, context: Context, token_field: str, path: str, ops: tuple[tokens.Op, ...]
     ) -> tuple[tokens.TransferClaims, VfsVolume, VFolderId, Parts]:
-        claims = tokens.verify(
-            self.ctx.jwt_secret, tokens.bearer(text_metadata(context), token_field)
-        )
-        tokens.check_op(claims, ops)
-        parts = tokens.scoped_path(claims, path)
-        return claims, self.ctx.pool.get(claims.volume), VFolderId.parse(claims.vfid), parts
+        token = tokens.bearer(text_metadata(context), token_field)
+        return authorize(self.ctx, token, path, ops)
 
     @client_streaming
     async def Upload(

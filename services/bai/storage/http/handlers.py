@@ -29,10 +29,10 @@ from bai.storage.quota import VFolderId
 from bai.storage.transfers import download
 from bai.storage.transfers.archive import folder_zip
 from bai.storage.transfers.pipeline import OneAhead, prefetched
+from bai.storage.transfers.scope import READ_OPS, authorize
 from bai.storage.transfers.upload import Upload, UploadRequest, UploadState, upload_offset
 from bai.storage.volumes.vfs import VfsVolume
 
-READ_OPS: tuple[tokens.Op, ...] = ("download", "archive-download")
 # Received bytes go to the disk thread in blocks of about this size.
 WRITE_BLOCK_BYTES = 1 << 20
 
@@ -70,10 +70,7 @@ class TransferHandlers:
     ) -> tuple[tokens.TransferClaims, VfsVolume, VFolderId, Parts]:
         headers = {"authorization": request.headers.get("authorization", "")}
         token = tokens.bearer(headers, request.query.get("token", ""))
-        claims = tokens.verify(self.ctx.jwt_secret, token)
-        tokens.check_op(claims, ops)
-        parts = tokens.scoped_path(claims, request.query.get("path", ""))
-        return claims, self.ctx.pool.get(claims.volume), VFolderId.parse(claims.vfid), parts
+        return authorize(self.ctx, token, request.query.get("path", ""), ops)
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         claims, volume, vf, parts = self._authorize(request, READ_OPS)
