@@ -24,7 +24,7 @@ from bai.storage.paths import Parts, split_relpath
 from bai.storage.quota import VFolderId
 from bai.storage.transfers import download
 from bai.storage.transfers.archive import folder_zip
-from bai.storage.transfers.pipeline import OneAhead, prefetched
+from bai.storage.transfers.pipeline import prefetched, run_upload
 from bai.storage.transfers.scope import READ_OPS, authorize
 from bai.storage.transfers.upload import Upload, UploadRequest, upload_offset
 from bai.storage.volumes.vfs import VfsVolume
@@ -69,18 +69,7 @@ class FileServicer(file_pb2_grpc.FileServiceServicer):
                 max_size=claims.max_size,
             ),
         )
-        writer = OneAhead()
-        try:
-            await asyncio.to_thread(upload.begin)
-            async for message in stream:
-                if message.WhichOneof("payload") != "chunk":
-                    raise out_of_order("only data chunks may follow the header")
-                await writer.submit(upload.write, message.chunk)
-            await writer.wait()
-            state = await asyncio.to_thread(upload.finish)
-        finally:
-            await writer.settle()
-            upload.close()
+        state = await run_upload(upload, _chunks(stream))
         return pb.UploadResponse(
             committed_size=state.committed_size, complete=state.complete, sha256=state.sha256
         )
@@ -147,3 +136,10 @@ class FileServicer(file_pb2_grpc.FileServiceServicer):
         return pb.ListDirectoryResponse(
             entries=[convert.file_entry(e) for e in entries], next_page_token=next_token
         )
+
+
+async def _chunks(stream: AsyncIterator[pb.UploadRequest]) -> AsyncIterator[bytes]:
+    async for message in stream:
+        if message.WhichOneof("payload") != "chunk":
+            raise out_of_order("only data chunks may follow the header")
+        yield message.chunk

@@ -28,7 +28,7 @@ from bai.storage.paths import Parts
 from bai.storage.quota import VFolderId
 from bai.storage.transfers import download
 from bai.storage.transfers.archive import folder_zip
-from bai.storage.transfers.pipeline import OneAhead, prefetched
+from bai.storage.transfers.pipeline import prefetched, run_upload
 from bai.storage.transfers.scope import READ_OPS, authorize
 from bai.storage.transfers.upload import Upload, UploadRequest, UploadState, upload_offset
 from bai.storage.volumes.vfs import VfsVolume
@@ -148,15 +148,7 @@ class TransferHandlers:
                 max_size=claims.max_size,
             ),
         )
-        writer = OneAhead()
-        try:
-            await asyncio.to_thread(upload.begin)
-            await _receive(request, upload, writer)
-            await writer.wait()
-            state = await asyncio.to_thread(upload.finish)
-        finally:
-            await writer.settle()
-            upload.close()
+        state = await run_upload(upload, _blocks(request))
         return _upload_reply(state, total)
 
     async def upload_status(self, request: web.Request) -> web.Response:
@@ -172,8 +164,8 @@ class TransferHandlers:
         )
 
 
-async def _receive(request: web.Request, upload: Upload, writer: OneAhead) -> None:
-    """Hand the body to the disk thread in ~1 MiB blocks, one block ahead."""
+async def _blocks(request: web.Request) -> AsyncIterator[bytes]:
+    """The body in ~1 MiB blocks for the disk thread."""
     pending: list[bytes] = []
     size = 0
     try:
@@ -181,15 +173,15 @@ async def _receive(request: web.Request, upload: Upload, writer: OneAhead) -> No
             pending.append(piece)
             size += len(piece)
             if size >= WRITE_BLOCK_BYTES:
-                await writer.submit(upload.write, b"".join(pending))
+                yield b"".join(pending)
                 pending, size = [], 0
     except (ConnectionError, ClientPayloadError):
         # Keep what did arrive, so that the resumed upload sends less.
         if pending:
-            await writer.submit(upload.write, b"".join(pending))
+            yield b"".join(pending)
         raise
     if pending:
-        await writer.submit(upload.write, b"".join(pending))
+        yield b"".join(pending)
 
 
 async def _write_all(

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
+
+from bai.storage.transfers.upload import Upload, UploadState
 
 T = TypeVar("T")
 
@@ -48,3 +50,18 @@ async def prefetched(items: Iterator[T]) -> AsyncGenerator[T, None]:
     finally:
         with contextlib.suppress(BaseException):
             await step
+
+
+async def run_upload(upload: Upload, blocks: AsyncIterator[bytes]) -> UploadState:
+    """Begin `upload`, write `blocks` one ahead of the network, finish it; the file is
+    closed however it ends (what was written stays for a resume)."""
+    writer = OneAhead()
+    try:
+        await asyncio.to_thread(upload.begin)
+        async for block in blocks:
+            await writer.submit(upload.write, block)
+        await writer.wait()
+        return await asyncio.to_thread(upload.finish)
+    finally:
+        await writer.settle()
+        upload.close()
