@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bai.common.pg_engine import create_pg_engine
 from bai.coordinator.config import DatabaseConfig
 from bai.coordinator.db import SCHEMA, circuits, spent_app_tokens, workers
 from bai.coordinator.records import Circuit, Route, Worker
@@ -22,10 +23,9 @@ class SlotTaken(Exception):
 
 
 def create_engine(config: DatabaseConfig) -> AsyncEngine:
-    return create_async_engine(
+    return create_pg_engine(
         config.url,
-        pool_size=config.pool_size,
-        pool_pre_ping=True,
+        config.pool_size,
         execution_options={"schema_translate_map": {SCHEMA: config.schema_name}},
     )
 

@@ -7,20 +7,18 @@ import contextlib
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import (
-    AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bai.common.pg_engine import create_pg_engine
 from bai.manager import redis_client
 from bai.manager.agents import commands, liveness
+from bai.manager.agents.event_batcher import EventBatcher
 from bai.manager.agents.pool import AgentClientPool
 from bai.manager.agents.streams import AgentStreams
 from bai.manager.apps import circuit_cleanup
 from bai.manager.apps.coordinator import CoordinatorClient
 from bai.manager.apps.session_apps import SessionApps
+from bai.manager.audit_trail import AuditTrail
 from bai.manager.auth.authenticator import Authenticator
 from bai.manager.auth.credentials import CredentialLookup
 from bai.manager.auth.usage import flush_forever
@@ -47,11 +45,17 @@ class ManagerContext:
     # Storage proxies (StorageService clients) and background tasks (clones, ...).
     storage: StorageProxies = field(init=False)
     tasks: BackgroundTasks = field(init=False)
+    # Applies the registry streams' event bursts, several streams' per transaction.
+    event_batcher: EventBatcher = field(init=False)
+    # Writes the write RPCs' audit log entries, several calls' per INSERT.
+    audit: AuditTrail = field(init=False)
 
     def __post_init__(self) -> None:
         self.agent_pool = AgentClientPool(self.sessions, self.config.agent.internal_token)
         self.storage = StorageProxies(lambda: self.config.storage)
         self.tasks = BackgroundTasks(self.redis)
+        self.event_batcher = EventBatcher(self.sessions, self.redis)
+        self.audit = AuditTrail(self.engine)
         proxy = self.config.app_proxy
         self.coordinator = CoordinatorClient(
             proxy.coordinator_address, proxy.internal_token, proxy.call_timeout
@@ -66,9 +70,7 @@ class ManagerContext:
 
     @classmethod
     def create(cls, config: ManagerConfig) -> ManagerContext:
-        engine = create_async_engine(
-            config.db.url, pool_size=config.db.pool_size, pool_pre_ping=True
-        )
+        engine = create_pg_engine(config.db.url, config.db.pool_size)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         redis = redis_client.Redis.from_url(config.redis.url)
         lookup = CredentialLookup(sessions)
@@ -105,6 +107,8 @@ class ManagerContext:
                 await task
         with contextlib.suppress(Exception):
             await self.authenticator.usage.flush(self.sessions)
+        await self.event_batcher.close()
+        await self.audit.close()
         await self.agent_pool.close()
         await self.coordinator.close()
         await self.tasks.stop()
