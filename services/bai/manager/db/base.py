@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, func
@@ -35,8 +35,14 @@ def created_at() -> Mapped[datetime]:
     return mapped_column(server_default=func.now(), nullable=False)
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def modified_at() -> Mapped[datetime]:
-    return mapped_column(server_default=func.now(), onupdate=func.now(), nullable=False)
+    # Set in Python on update, not as now() in SQL: a bound value lets the ORM
+    # write many changed rows with one executemany instead of a statement each.
+    return mapped_column(server_default=func.now(), onupdate=_utc_now, nullable=False)
 
 
 def new_uuid() -> Mapped[uuid.UUID]:

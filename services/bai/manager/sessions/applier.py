@@ -15,15 +15,32 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bai.common.slots import Slots, canonical
 from bai.manager.db.compute import AgentRow, KernelRow, SessionRow
 from bai.manager.scheduling import Diagnostic, Placement, Plan, SchedulingSnapshot
 from bai.manager.sessions import transitions
+
+_AGENTS = cast(Table, AgentRow.__table__)
+_SESSIONS = cast(Table, SessionRow.__table__)
+# Core executemany statements: one round trip for all the rows of a round.
+_OCCUPY = (
+    update(_AGENTS)
+    .where(_AGENTS.c.id == bindparam("agent_id"))
+    .values(occupied_slots=bindparam("occupied"), revision=_AGENTS.c.revision + 1)
+)
+_DIAGNOSE = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id == bindparam("session_id"), _SESSIONS.c.status == "PENDING")
+    .values(
+        scheduling_diagnostics=bindparam("diagnostics"),
+        scheduling_attempts=_SESSIONS.c.scheduling_attempts + 1,
+    )
+)
 
 
 @dataclass
@@ -82,22 +99,32 @@ async def _lock_pending(db: AsyncSession, plan: Plan) -> dict[str, SessionRow]:
     return {str(row.id): row for row in (await db.execute(query)).scalars()}
 
 
-async def _place(
-    db: AsyncSession,
+async def _lock_kernels(
+    db: AsyncSession, plan: Plan, sessions: Mapping[str, SessionRow]
+) -> dict[str, KernelRow]:
+    """The kernels of the placements whose sessions are locked, in one statement
+    (another replica may hold the others: never wait for those)."""
+    ids = sorted(
+        uuid.UUID(k.kernel_id)
+        for p in plan.placements
+        if p.session_id in sessions
+        for k in p.kernels
+    )
+    if not ids:
+        return {}
+    query = select(KernelRow).where(KernelRow.id.in_(ids)).order_by(KernelRow.id).with_for_update()
+    return {str(row.id): row for row in (await db.execute(query)).scalars()}
+
+
+def _place(
     session: SessionRow,
     placement: Placement,
+    kernels: Mapping[str, KernelRow],
     agents: Mapping[str, AgentRow],
     now: datetime,
 ) -> transitions.PendingEvents:
-    kernel_ids = [uuid.UUID(k.kernel_id) for k in placement.kernels]
-    rows = {
-        str(k.id): k
-        for k in (
-            await db.execute(
-                select(KernelRow).where(KernelRow.id.in_(kernel_ids)).with_for_update()
-            )
-        ).scalars()
-    }
+    """Set the placement on the loaded rows; the flush writes them all at once."""
+    rows = {k.kernel_id: kernels[k.kernel_id] for k in placement.kernels}
     out = transitions.PendingEvents()
     ranks: dict[str, int] = defaultdict(int)
     occupied = Slots()
@@ -114,9 +141,7 @@ async def _place(
     siblings = list(rows.values())
     for kernel in siblings:
         out.extend(
-            await transitions.set_kernel_status(
-                db, session, kernel, "SCHEDULED", now, siblings=siblings
-            )
+            transitions.change_kernel_status(session, kernel, "SCHEDULED", now, siblings=siblings)
         )
     return out
 
@@ -127,39 +152,44 @@ async def apply_plan(
     result = ApplyResult()
     agents = await _lock_agents(db, plan, snapshot)
     sessions = await _lock_pending(db, plan)
+    kernels = await _lock_kernels(db, plan, sessions)
     added: dict[str, Slots] = defaultdict(Slots)
     for placement in plan.placements:
         session = sessions.get(placement.session_id)
-        if session is None or any(k.agent_id not in agents for k in placement.kernels):
+        if session is None or any(
+            k.agent_id not in agents or k.kernel_id not in kernels for k in placement.kernels
+        ):
             result.conflicts += 1
             continue
         for kp in placement.kernels:
             added[kp.agent_id] = added[kp.agent_id] + kp.slots
-        result.events.extend(await _place(db, session, placement, agents, now))
+        result.events.extend(_place(session, placement, kernels, agents, now))
         result.scheduled.append(session.id)
-    for agent_id, slots in sorted(added.items()):
-        agent = agents[agent_id]
-        after = (Slots.from_wire(agent.occupied_slots) + slots).to_wire()
-        changed = await db.execute(
-            update(AgentRow)
-            .where(AgentRow.id == agent_id, AgentRow.revision == agent.revision)
-            .values(occupied_slots=after, revision=AgentRow.revision + 1)
-            .execution_options(synchronize_session=False)
+    if added:
+        # Locked above at the revisions the snapshot saw: nobody can change them now.
+        await db.execute(
+            _OCCUPY,
+            [
+                {
+                    "agent_id": agent_id,
+                    "occupied": (
+                        Slots.from_wire(agents[agent_id].occupied_slots) + slots
+                    ).to_wire(),
+                }
+                for agent_id, slots in sorted(added.items())
+            ],
         )
-        # Locked above with this revision: nobody can have changed it since.
-        assert changed.rowcount == 1  # type: ignore[attr-defined]
     await _record_diagnostics(db, plan, now)
     return result
 
 
 async def _record_diagnostics(db: AsyncSession, plan: Plan, now: datetime) -> None:
-    for session_id, diagnostic in plan.diagnostics.items():
-        await db.execute(
-            update(SessionRow)
-            .where(SessionRow.id == uuid.UUID(session_id), SessionRow.status == "PENDING")
-            .values(
-                scheduling_diagnostics=[diagnostic_json(diagnostic, now)],
-                scheduling_attempts=SessionRow.scheduling_attempts + 1,
-            )
-            .execution_options(synchronize_session=False)
-        )
+    if not plan.diagnostics:
+        return
+    await db.execute(
+        _DIAGNOSE,
+        [
+            {"session_id": uuid.UUID(session_id), "diagnostics": [diagnostic_json(d, now)]}
+            for session_id, d in plan.diagnostics.items()
+        ],
+    )

@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from google.protobuf.duration_pb2 import Duration
@@ -34,9 +35,9 @@ from bai.api.common.v1 import image_pb2, types_pb2
 from bai.api.common.v1 import session_pb2 as common
 from bai.common.errors import BaiError, Unavailable
 from bai.manager.agents import wire
-from bai.manager.agents.kernel_updates import apply_report, locked_session, publish_quietly
+from bai.manager.agents.kernel_updates import apply_report, lock_sessions, publish_quietly
 from bai.manager.agents.pool import AgentClientPool
-from bai.manager.db.compute import ImageRow, KernelRow
+from bai.manager.db.compute import ImageRow, KernelRow, SessionRow
 from bai.manager.db.identity import UserRow
 from bai.manager.images.pulls import image_ref
 from bai.manager.images.registries import NO_REGISTRIES, Registries
@@ -195,8 +196,6 @@ async def dispatch_round(
     outcomes = await asyncio.gather(
         *(
             _dispatch_loaded(
-                sessions,
-                redis,
                 pool,
                 s,
                 images.get((s.session.image, s.session.architecture))
@@ -204,7 +203,6 @@ async def dispatch_round(
                     canonical=s.session.image, architecture=s.session.architecture
                 ),
                 users.get(s.session.user_id),
-                now,
             )
             for s in loaded
         ),
@@ -214,6 +212,9 @@ async def dispatch_round(
     failures = [o for o in outcomes if isinstance(o, BaseException)]
     for failure in failures[1:]:
         log.error("dispatch failed", exc_info=failure)
+    replies = [o for o in outcomes if isinstance(o, Replies)]
+    if replies:
+        await _record(sessions, redis, pool, replies, now())
     if failures:
         raise failures[0]
 
@@ -229,35 +230,40 @@ async def _image_refs(
     return {(row.canonical, row.architecture): image_ref(row, registries) for row in rows.scalars()}
 
 
+@dataclass
+class Replies:
+    """What the agents said about one session's kernels."""
+
+    session_id: uuid.UUID
+    accepted: list[agent_pb2.Kernel] = field(default_factory=list)
+    # kernel id -> (lifecycle reason, message)
+    refused: dict[uuid.UUID, tuple[str, str]] = field(default_factory=dict)
+
+
 async def _dispatch_loaded(
-    sessions: async_sessionmaker[AsyncSession],
-    redis: Redis,
     pool: AgentClientPool,
     loaded: LoadedSession,
     image: image_pb2.ImageRef,
     user: UserRow | None,
-    now: Callable[[], datetime],
-) -> None:
-    session_id = loaded.session.id
+) -> Replies:
     requests = build_requests(loaded, image, user)
     agents = sorted(requests)
     replies = await asyncio.gather(*(_send(pool, a, requests[a]) for a in agents))
-    refused: dict[uuid.UUID, tuple[str, str]] = {}
-    accepted: list[agent_pb2.Kernel] = []
+    out = Replies(loaded.session.id)
     for agent_id, reply in zip(agents, replies, strict=True):
         if reply is None:
             continue
         if isinstance(reply, BaiError):
             for config in requests[agent_id].kernels:
-                refused[uuid.UUID(config.kernel_id)] = _refusal(reply)
+                out.refused[uuid.UUID(config.kernel_id)] = _refusal(reply)
             continue
         for result in reply.results:
             if result.HasField("error"):
                 error = BaiError(result.error.message, reason=_status_reason(result.error))
-                refused[uuid.UUID(result.kernel_id)] = _refusal(error)
+                out.refused[uuid.UUID(result.kernel_id)] = _refusal(error)
             elif result.HasField("kernel"):
-                accepted.append(result.kernel)
-    await _record(sessions, redis, pool, session_id, accepted, refused, now())
+                out.accepted.append(result.kernel)
+    return out
 
 
 def _status_reason(status: status_pb2.Status) -> str:
@@ -272,43 +278,18 @@ async def _record(
     sessions: async_sessionmaker[AsyncSession],
     redis: Redis,
     pool: AgentClientPool,
-    session_id: uuid.UUID,
-    accepted: list[agent_pb2.Kernel],
-    refused: dict[uuid.UUID, tuple[str, str]],
+    round_replies: list[Replies],
     now: datetime,
 ) -> None:
+    """Apply a round's replies in one transaction, its sessions locked in id order."""
     pending = transitions.PendingEvents()
     to_destroy: list[tuple[str, str]] = []
     async with sessions() as db, db.begin():
-        locked = await locked_session(db, session_id)
-        if locked is None:
-            return
-        session, kernels = locked
-        by_id = {k.id: k for k in kernels}
-        for reported in accepted:
-            kernel = by_id.get(uuid.UUID(reported.kernel_id))
-            if kernel is not None:
-                report = wire.reported_kernel(reported)
-                pending.extend(await apply_report(db, session, kernels, kernel, report, now))
-        if refused:
-            reason, message = next(iter(refused.values()))
-            for kernel in kernels:
-                if kernel.status in lifecycle.KERNEL_TERMINAL:
-                    continue
-                if kernel.id not in refused and kernel.agent_id:
-                    to_destroy.append((kernel.agent_id, str(kernel.id)))
-                pending.extend(
-                    await transitions.set_kernel_status(
-                        db,
-                        session,
-                        kernel,
-                        "CANCELLED",
-                        now,
-                        reason=refused.get(kernel.id, (reason, message))[0],
-                        message=refused.get(kernel.id, (reason, message))[1],
-                        siblings=kernels,
-                    )
-                )
+        locked = await lock_sessions(db, [r.session_id for r in round_replies])
+        for replies in round_replies:
+            if replies.session_id in locked:
+                session, kernels = locked[replies.session_id]
+                pending.extend(await _apply_replies(db, session, kernels, replies, now, to_destroy))
     await publish_quietly(redis, pending)
     for agent_id, kernel_id in to_destroy:
         request = agent_pb2.DestroyKernelRequest(
@@ -318,3 +299,44 @@ async def _record(
             await pool.call(agent_id, "DestroyKernel", request)
         except BaiError as exc:
             log.info("could not destroy kernel %s on %s: %s", kernel_id, agent_id, exc.message)
+
+
+async def _apply_replies(
+    db: AsyncSession,
+    session: SessionRow,
+    kernels: list[KernelRow],
+    replies: Replies,
+    now: datetime,
+    to_destroy: list[tuple[str, str]],
+) -> transitions.PendingEvents:
+    """Accepted kernels take their reported status; a refusal cancels the session
+    (the kernels other agents accepted go to `to_destroy`)."""
+    pending = transitions.PendingEvents()
+    by_id = {k.id: k for k in kernels}
+    for reported in replies.accepted:
+        kernel = by_id.get(uuid.UUID(reported.kernel_id))
+        if kernel is not None:
+            report = wire.reported_kernel(reported)
+            pending.extend(await apply_report(db, session, kernels, kernel, report, now))
+    refused = replies.refused
+    if not refused:
+        return pending
+    reason, message = next(iter(refused.values()))
+    for kernel in kernels:
+        if kernel.status in lifecycle.KERNEL_TERMINAL:
+            continue
+        if kernel.id not in refused and kernel.agent_id:
+            to_destroy.append((kernel.agent_id, str(kernel.id)))
+        pending.extend(
+            await transitions.set_kernel_status(
+                db,
+                session,
+                kernel,
+                "CANCELLED",
+                now,
+                reason=refused.get(kernel.id, (reason, message))[0],
+                message=refused.get(kernel.id, (reason, message))[1],
+                siblings=kernels,
+            )
+        )
+    return pending

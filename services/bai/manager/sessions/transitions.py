@@ -157,8 +157,7 @@ async def release_agent_slots(db: AsyncSession, agent_id: str | None, slots: Slo
     )
 
 
-async def set_kernel_status(
-    db: AsyncSession,
+def change_kernel_status(
     session: SessionRow,
     kernel: KernelRow,
     status: str,
@@ -169,11 +168,8 @@ async def set_kernel_status(
     exit_code: int | None = None,
     siblings: Sequence[KernelRow] = (),
 ) -> PendingEvents:
-    """Apply one kernel status change and re-derive the session's status.
-
-    `siblings` are the session's other kernels (loaded by the caller, locked
-    with the session). Late or duplicate changes are ignored.
-    """
+    """`set_kernel_status` on the loaded rows alone, for changes to a status that is
+    not terminal (those give slots back to the agent, which takes a query)."""
     out = PendingEvents()
     if not lifecycle.kernel_transition_allowed(kernel.status, status):
         return out
@@ -190,7 +186,6 @@ async def set_kernel_status(
         kernel.started_at = now
     if status in lifecycle.KERNEL_TERMINAL:
         kernel.terminated_at = now
-        await release_agent_slots(db, kernel.agent_id, Slots.from_wire(kernel.occupied_slots))
     event_type = _KERNEL_EVENT.get(status)
     if event_type is not None:
         event = _event(session, event_type, now, reason, message)
@@ -208,6 +203,40 @@ async def set_kernel_status(
         session.status == "TERMINATING" and derived not in lifecycle.SESSION_TERMINAL
     ):
         out.extend(set_session_status(session, derived, now, reason=reason, message=message))
+    return out
+
+
+async def set_kernel_status(
+    db: AsyncSession,
+    session: SessionRow,
+    kernel: KernelRow,
+    status: str,
+    now: datetime,
+    *,
+    reason: str = "",
+    message: str = "",
+    exit_code: int | None = None,
+    siblings: Sequence[KernelRow] = (),
+) -> PendingEvents:
+    """Apply one kernel status change and re-derive the session's status.
+
+    `siblings` are the session's other kernels (loaded by the caller, locked
+    with the session). Late or duplicate changes are ignored. A kernel that
+    ends gives its slots back to its agent.
+    """
+    was_terminal = kernel.status in lifecycle.KERNEL_TERMINAL
+    out = change_kernel_status(
+        session,
+        kernel,
+        status,
+        now,
+        reason=reason,
+        message=message,
+        exit_code=exit_code,
+        siblings=siblings,
+    )
+    if not was_terminal and kernel.status in lifecycle.KERNEL_TERMINAL:
+        await release_agent_slots(db, kernel.agent_id, Slots.from_wire(kernel.occupied_slots))
     return out
 
 
