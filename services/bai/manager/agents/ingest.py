@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from redis.asyncio import Redis
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, String, column, select, update, values
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bai.manager.agents.images import ReportedImage, image_key, upsert_reported
@@ -176,8 +176,10 @@ async def _apply_locked(
     locked: Locked,
     session_of: dict[str, uuid.UUID],
     now: datetime,
+    not_live: set[str],
 ) -> PendingEvents:
-    """`_apply` for an event whose sessions `_lock_burst` locked already."""
+    """`_apply` for an event whose sessions `_lock_burst` locked already; a reported
+    kernel that is not live on the agent afterwards goes into `not_live`."""
     if isinstance(event, KernelChanged):
         kernel_id = parse_uuid(event.report.kernel_id)
         found = locked.get(session_of.get(str(kernel_id), uuid.UUID(int=0)))
@@ -188,8 +190,13 @@ async def _apply_locked(
                 agent_id,
                 event.report.kernel_id[:64],
             )
+            if kernel_id is not None:
+                not_live.add(event.report.kernel_id)
             return PendingEvents()
-        return await apply_report(db, found[0], found[1], kernel, event.report, now)
+        applied = await apply_report(db, found[0], found[1], kernel, event.report, now)
+        if kernel.status in lifecycle.KERNEL_TERMINAL:
+            not_live.add(event.report.kernel_id)
+        return applied
     return await _apply(db, agent_id, event, now)
 
 
@@ -213,6 +220,77 @@ async def apply_event(
     return True
 
 
+@dataclass(frozen=True)
+class Burst:
+    """Events of one agent with ascending seqs, not yet applied."""
+
+    agent_id: str
+    boot_id: str
+    events: Sequence[tuple[int, AgentEvent]]
+
+
+async def _store_seqs(db: AsyncSession, bursts: Sequence[Burst], now: datetime) -> None:
+    """`_store_seq` for every burst in one statement; _AlreadyApplied unless each
+    agent's row took its burst's last seq."""
+    if len(bursts) == 1:
+        burst = bursts[0]
+        await _store_seq(
+            db, burst.agent_id, burst.boot_id, burst.events[-1][0], now, first=burst.events[0][0]
+        )
+        return
+    acked = values(
+        column("id", String),
+        column("boot_id", String),
+        column("seq", BigInteger),
+        column("first", BigInteger),
+        name="acked",
+    ).data([(b.agent_id, b.boot_id, b.events[-1][0], b.events[0][0]) for b in bursts])
+    stored = await db.execute(
+        update(AgentRow)
+        .where(
+            AgentRow.id == acked.c.id,
+            AgentRow.boot_id == acked.c.boot_id,
+            AgentRow.last_acked_seq < acked.c.first,
+        )
+        .values(last_acked_seq=acked.c.seq, last_heartbeat_at=now)
+        .returning(AgentRow.id)
+        .execution_options(synchronize_session=False)
+    )
+    if len(stored.all()) != len(bursts):
+        raise _AlreadyApplied
+
+
+async def apply_bursts(
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    bursts: Sequence[Burst],
+    now: datetime,
+) -> list[set[str]] | None:
+    """Apply bursts of several agents in one transaction (group commit); None (nothing
+    applied) when one of them had been applied before. Errors leave nothing applied.
+
+    Returns, per burst, the kernel ids it reported that are not live on its agent
+    afterwards (unknown to the manager, placed elsewhere, or ended)."""
+    pending = PendingEvents()
+    not_live: list[set[str]] = [set() for _ in bursts]
+    try:
+        async with sessions() as db, db.begin():
+            every = [e for burst in bursts for _, e in burst.events]
+            locked, session_of = await _lock_burst(db, every)
+            for burst, dead in zip(bursts, not_live, strict=True):
+                for _, event in burst.events:
+                    pending.extend(
+                        await _apply_locked(
+                            db, burst.agent_id, event, locked, session_of, now, dead
+                        )
+                    )
+            await _store_seqs(db, bursts, now)
+    except _AlreadyApplied:
+        return None
+    await publish_quietly(redis, pending)
+    return not_live
+
+
 async def apply_burst(
     sessions: async_sessionmaker[AsyncSession],
     redis: Redis,
@@ -223,17 +301,8 @@ async def apply_burst(
 ) -> bool:
     """Apply events with ascending seqs in one transaction; False (nothing applied)
     when one of them had been applied before. Errors leave nothing applied."""
-    pending = PendingEvents()
-    try:
-        async with sessions() as db, db.begin():
-            locked, session_of = await _lock_burst(db, [e for _, e in events])
-            for _, event in events:
-                pending.extend(await _apply_locked(db, agent_id, event, locked, session_of, now))
-            await _store_seq(db, agent_id, boot_id, events[-1][0], now, first=events[0][0])
-    except _AlreadyApplied:
-        return False
-    await publish_quietly(redis, pending)
-    return True
+    burst = Burst(agent_id, boot_id, events)
+    return await apply_bursts(sessions, redis, [burst], now) is not None
 
 
 async def skip_event(

@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -68,11 +69,21 @@ class OrphanReaper:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def check(self, kernel_ids: Iterable[str]) -> None:
+        """Look the kernels up (in a task of its own) and destroy those not live here."""
         ids = [k for k in kernel_ids if k not in self._destroying]
         if ids:
-            task = asyncio.create_task(self._reap(ids))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._reap(ids))
+
+    def destroy(self, kernel_ids: Iterable[str]) -> None:
+        """Destroy kernels already known not to be live here (in a task of its own)."""
+        ids = [k for k in kernel_ids if k not in self._destroying]
+        if ids:
+            self._spawn(self._destroy(ids))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _reap(self, kernel_ids: list[str]) -> None:
         try:
@@ -81,6 +92,9 @@ class OrphanReaper:
         except Exception as exc:  # the next report checks again
             log.warning("checking kernels of agent %s failed: %s", self._agent_id, exc)
             return
+        await self._destroy(orphans)
+
+    async def _destroy(self, orphans: list[str]) -> None:
         for kernel_id in orphans:
             if kernel_id in self._destroying:
                 continue

@@ -139,7 +139,6 @@ class _Connection:
 
     async def apply_ready(self, ready: list[reg.ConnectRequest | None]) -> bool:
         """Apply in order; False when the agent half-closed (None) among them."""
-        self.orphans.check(coming_up(ready))
         burst: list[reg.ConnectRequest] = []
         for request in ready:
             if request is not None and is_plain_event(request):
@@ -214,37 +213,45 @@ class _Connection:
             )
         else:
             await self.handle_event(request, now)
+            self.orphans.check(coming_up([request]))
 
     async def handle_events(self, requests: list[reg.ConnectRequest]) -> None:
-        """A burst of well-formed events in one transaction; one by one should it fail."""
+        """A burst of well-formed events in one transaction (with other streams'
+        bursts); one by one should it fail."""
         fresh = [r for r in requests if r.seq > self.acked]
         events = [wire.agent_event(r) for r in fresh]
+        if not requests:
+            return
+        not_live = None
         if (
-            len(fresh) < 2
-            or any(r.seq == 0 for r in requests)
-            or any(b.seq <= a.seq for a, b in itertools.pairwise(fresh))
-            or None in events
-            or not await self.apply_burst(
+            fresh
+            and all(r.seq != 0 for r in requests)
+            and all(a.seq < b.seq for a, b in itertools.pairwise(fresh))
+            and None not in events
+        ):
+            not_live = await self.apply_burst(
                 [(r.seq, e) for r, e in zip(fresh, events, strict=True) if e is not None]
             )
-        ):
+        if not_live is None:
             for request in requests:
                 await self.handle(request)
             return
+        # Kernels the agent says are coming up that the manager has ended or never
+        # placed there: the agent is told to remove them.
+        self.orphans.destroy(k for k in coming_up(fresh) if k in not_live)
         self.acked = fresh[-1].seq
         self.ack()
 
-    async def apply_burst(self, events: list[tuple[int, ingest.AgentEvent]]) -> bool:
-        ctx = self.ctx
+    async def apply_burst(self, events: list[tuple[int, ingest.AgentEvent]]) -> set[str] | None:
+        """The burst's not-live kernel ids once applied; None when it was not applied."""
+        burst = ingest.Burst(self.agent_id, self.boot_id, events)
         try:
-            return await ingest.apply_burst(
-                ctx.sessions, ctx.redis, self.agent_id, self.boot_id, events, datetime.now(UTC)
-            )
+            return await self.ctx.event_batcher.apply(burst)
         except Exception as exc:
             if is_outage(exc):
                 raise
             log.info("agent %s: a burst of %d events failed: %s", self.agent_id, len(events), exc)
-            return False
+            return None
 
     async def handle_event(self, request: reg.ConnectRequest, now: datetime) -> None:
         seq = request.seq
@@ -279,15 +286,12 @@ _COMING_UP = (
 )
 
 
-def coming_up(requests: list[reg.ConnectRequest | None]) -> list[str]:
-    """Kernels these events say are starting or running on the agent (checked after
-    the events are applied: the reaper's query runs as its own task)."""
+def coming_up(requests: list[reg.ConnectRequest]) -> list[str]:
+    """Kernels these events say are starting or running on the agent."""
     return [
         r.kernel_event.kernel_id
         for r in requests
-        if r is not None
-        and r.WhichOneof("payload") == "kernel_event"
-        and r.kernel_event.type in _COMING_UP
+        if r.WhichOneof("payload") == "kernel_event" and r.kernel_event.type in _COMING_UP
     ]
 
 
