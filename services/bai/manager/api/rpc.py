@@ -38,7 +38,7 @@ from bai.common.shared_secret import text_metadata
 from bai.common.text_fields import nul_fields
 from bai.manager.auth.principal import Principal, Role
 from bai.manager.context import ManagerContext
-from bai.manager.db.audit import AuditLogRow, RequestLogRow
+from bai.manager.db.audit import RequestLogRow
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,11 @@ Handler = Callable[[Any, Req, Call], Awaitable[Resp]]
 
 
 def unary(
-    *, audit: tuple[str, str] | None = None, public: bool = False
+    *, audit: tuple[str, str] | None = None, public: bool = False, replays: bool = True
 ) -> Callable[[Handler[Req, Resp]], Callable[..., Awaitable[Resp]]]:
-    """Wrap a handler. `audit=(entity_type, operation)` marks a write."""
+    """Wrap a handler. `audit=(entity_type, operation)` marks a write; a write's
+    request_id replays the stored response, unless `replays=False` says the
+    handler replays request_id itself (sparing two statements per call)."""
 
     def decorate(fn: Handler[Req, Resp]) -> Callable[..., Awaitable[Resp]]:
         @functools.wraps(fn)
@@ -101,7 +103,7 @@ def unary(
                     raise InvalidArgument(
                         [FieldViolation(f, "must not contain NUL characters") for f in bad_text]
                     )
-                request_id = getattr(request, "request_id", "") if audit else ""
+                request_id = getattr(request, "request_id", "") if audit and replays else ""
                 if request_id:
                     return await _idempotent(fn, self, request, call, request_id)
                 return await fn(self, request, call)
@@ -162,7 +164,6 @@ _STORED_REPLY = select(_REQUEST_LOG.c.request_digest, _REQUEST_LOG.c.response).w
     _REQUEST_LOG.c.caller == bindparam("caller"),
 )
 _STORE_REPLY = insert(_REQUEST_LOG).on_conflict_do_nothing()
-_INSERT_AUDIT = insert(cast(Table, AuditLogRow.__table__))
 
 
 async def _run_alone(
@@ -232,6 +233,6 @@ async def _write_audit(
         duration_ms=elapsed * 1000,
     )
     try:
-        await _run_alone(call.ctx, _INSERT_AUDIT, entry)
+        await call.ctx.audit.record(entry)
     except SQLAlchemyError:
         log.exception("could not write audit log entry", extra={"method": call.method})

@@ -46,7 +46,9 @@ class SessionServicer(SessionStreams, SessionFiles):
             loaded = await queries.load_visible(db, call.principal, session_id)
         return queries.session_to_proto(loaded, detail=True)
 
-    @unary(audit=("session", "create"))
+    # The session row keeps the request_id (create.py replays it), so the generic
+    # request log would only repeat that work.
+    @unary(audit=("session", "create"), replays=False)
     async def CreateSession(
         self, request: pb.CreateSessionRequest, call: Call
     ) -> pb.CreateSessionResponse:

@@ -30,7 +30,7 @@ from bai.common.errors import (
     PermissionDenied,
     ResourceExhausted,
 )
-from bai.common.slots import Slots, total
+from bai.common.slots import Slots
 from bai.manager.admin.scaling_groups import list_allowed
 from bai.manager.agents.image_catalog import require_usable
 from bai.manager.agents.images import resolve_image
@@ -39,7 +39,7 @@ from bai.manager.db.compute import AgentRow, KernelRow, SessionRow
 from bai.manager.db.policies import ScalingGroupRow
 from bai.manager.sessions import create_reads as reads
 from bai.manager.sessions import lifecycle, resources, transitions
-from bai.manager.sessions.create_reads import Owner
+from bai.manager.sessions.create_reads import Owner, PendingUse
 from bai.manager.sessions.queries import LoadedSession, load
 from bai.manager.vfolders.mounts import resolve_mounts
 from bai.manager.vfolders.storage_client import StorageProxies
@@ -143,15 +143,15 @@ def _check_type(p: Principal, group: ScalingGroupRow, session_type: str) -> None
         )
 
 
-def _pending_limits(owner: Owner, pending: list[dict[str, str]] | None, asked: Slots) -> None:
+def _pending_limits(owner: Owner, pending: PendingUse | None, asked: Slots) -> None:
     if pending is None:
         return
     most = owner.max_pending_session_count
-    if most and len(pending) >= most:
+    if most and pending.count >= most:
         raise ResourceExhausted(
             f"at most {most} sessions may wait at once", reason="QUOTA_EXCEEDED"
         )
-    used = total([Slots.from_wire(s) for s in pending]) + asked
+    used = pending.slots + asked
     slot = resources.exceeds(owner.max_pending_session_resource_slots, used)
     if slot is not None:
         raise ResourceExhausted(

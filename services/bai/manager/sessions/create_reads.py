@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     Executable,
+    Numeric,
     Row,
     ScalarSelect,
     String,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -174,13 +176,21 @@ async def lock_owner(db: AsyncSession, owner: Owner) -> None:
 
 
 @dataclass(frozen=True)
+class PendingUse:
+    """The owner's PENDING sessions: how many, and what they ask for in total."""
+
+    count: int
+    slots: Slots
+
+
+@dataclass(frozen=True)
 class OwnerSessions:
     """What the owner's other sessions say, read under the advisory lock."""
 
     replay_id: uuid.UUID | None
     name_taken: bool
-    # requested_slots of the owner's PENDING sessions (None: the policy sets no limit).
-    pending: list[dict[str, str]] | None
+    # None: the policy sets no pending limit (so it was not read).
+    pending: PendingUse | None
 
 
 @functools.cache
@@ -195,15 +205,28 @@ def _owner_sessions_query(replay: bool, pending: bool) -> Executable:
         s.name == bindparam("name"),
         s.status.not_in(lifecycle.SESSION_TERMINAL),
     )
+    pending_count: Any = null()
     pending_slots: Any = null()
     if pending:
-        slots = func.jsonb_agg(s.requested_slots, type_=JSONB)
-        pending_slots = (
-            select(func.coalesce(slots, literal([], JSONB)))
-            .where(s.access_key == bindparam("access_key"), s.status == "PENDING")
-            .scalar_subquery()
+        waiting = (s.access_key == bindparam("access_key"), s.status == "PENDING")
+        pending_count = select(func.count()).where(*waiting).scalar_subquery()
+        # Summed in the database: the owner may have thousands waiting.
+        each = func.jsonb_each_text(s.requested_slots).table_valued("key", "value")
+        per_slot = (
+            select(each.c.key, func.sum(each.c.value.cast(Numeric)).label("total"))
+            .select_from(_SESSIONS)
+            .join(each, true())
+            .where(*waiting)
+            .group_by(each.c.key)
+            .subquery()
         )
-    return select(replay_id, name_taken, pending_slots)
+        pending_slots = select(
+            func.coalesce(
+                func.jsonb_object_agg(per_slot.c.key, per_slot.c.total.cast(String)),
+                literal({}, JSONB),
+            )
+        ).scalar_subquery()
+    return select(replay_id, name_taken, pending_count, pending_slots)
 
 
 async def owner_sessions(
@@ -215,7 +238,8 @@ async def owner_sessions(
     query = _owner_sessions_query(request_key is not None, limited)
     params = {"access_key": owner.access_key, "name": name, "request_key": request_key}
     row = (await db.execute(query, params)).one()
-    return OwnerSessions(row[0], bool(row[1]), row[2] if limited else None)
+    pending = PendingUse(int(row[2]), Slots.from_wire(row[3])) if limited else None
+    return OwnerSessions(row[0], bool(row[1]), pending)
 
 
 _GROUP_AGENTS = select(
