@@ -8,6 +8,7 @@ field violation of a bad folder name and the proxy's error for an upload it refu
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import os
@@ -127,6 +128,15 @@ def file_row(name: str) -> str:
     )
 
 
+async def open_folder(page: Page, name: str) -> None:
+    """Click the folder `name` in the folders table; wait for its (empty) root."""
+    await page.js(
+        "[...document.querySelectorAll('#panel-folders [data-folder-id]')]"
+        f".find(b => b.innerText === {name!r}).click(); true"
+    )
+    await page.wait(text_with("#panel-files", "Nothing to show."))
+
+
 def click(selector: str) -> str:
     return f"document.querySelector({json.dumps(selector)}).click(); true"
 
@@ -179,11 +189,7 @@ async def test_create_upload_download_browse_and_delete(
     assert cells[1:6] == [storage.host, "general", "user", "read-write-delete", "ready"]
 
     # A click opens the folder's file browser: the root is empty.
-    await page.js(
-        "[...document.querySelectorAll('#panel-folders [data-folder-id]')]"
-        ".find(b => b.innerText === 'web-data').click(); true"
-    )
-    await page.wait(text_with("#panel-files", "Nothing to show."))
+    await open_folder(page, "web-data")
     assert await page.js(text("#files-folder")) == "web-data"
 
     big = tmp_path / "big.bin"
@@ -257,11 +263,7 @@ async def test_an_upload_the_proxy_refuses_shows_its_error(
     await fresh_user(manager, storage, page)
     await create_folder(page, "web-clash")
     await page.wait(folder_row("web-clash"))
-    await page.js(
-        "[...document.querySelectorAll('#panel-folders [data-folder-id]')]"
-        ".find(b => b.innerText === 'web-clash').click(); true"
-    )
-    await page.wait(text_with("#panel-files", "Nothing to show."))
+    await open_folder(page, "web-clash")
     await page.js(
         "document.getElementById('files-mkdir-name').value = 'taken';"
         "document.getElementById('files-mkdir').requestSubmit(); true"
@@ -275,3 +277,43 @@ async def test_an_upload_the_proxy_refuses_shows_its_error(
     assert error == "PATH_TYPE_MISMATCH (failed_precondition): taken is a directory"
     assert await page.wait(file_row("taken/"))
     await page.screenshot("folder-upload-refused")
+
+
+def hook_sha256_header(forge: bool) -> str:
+    """JS: record the headers uploads set (window.sentHeaders); with `forge`, replace the
+    X-Bai-Sha256 value by a wrong one, as corruption on the way would look."""
+    return (
+        "(() => { const proto = XMLHttpRequest.prototype;"
+        " proto.realSetRequestHeader ??= proto.setRequestHeader;"
+        " window.sentHeaders = [];"
+        " proto.setRequestHeader = function (name, value) {"
+        f"   if ({json.dumps(forge)} && name === 'X-Bai-Sha256') value = '0'.repeat(64);"
+        "   window.sentHeaders.push([name, value]);"
+        "   return this.realSetRequestHeader(name, value); };"
+        " return true; })()"
+    )
+
+
+async def test_uploads_are_checksummed_end_to_end(
+    manager: ManagerHandle, storage: Storage, page: Page, tmp_path: Path
+) -> None:
+    await fresh_user(manager, storage, page)
+    await create_folder(page, "web-sums")
+    await page.wait(folder_row("web-sums"))
+    await open_folder(page, "web-sums")
+    # A checksum that does not match what arrives: the proxy commits nothing.
+    forged = tmp_path / "forged.bin"
+    forged.write_bytes(os.urandom(MiB))
+    await page.js(hook_sha256_header(forge=True))
+    assert await upload(page, forged) == ["failed"]
+    error = await page.js(text("#files-uploads li[data-file='forged.bin'] .error"))
+    assert error.startswith("CHECKSUM_MISMATCH (data_loss)")
+    # The browser hashes the file (in slices: this one takes two) and sends the sum.
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(5 * MiB + 3))
+    await page.js(hook_sha256_header(forge=False))
+    assert await upload(page, data) == ["done"]
+    sent = dict(await page.js("window.sentHeaders"))
+    assert sent["X-Bai-Sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    await page.wait(file_row("data.bin"))
+    assert not await page.js(file_row("forged.bin"))

@@ -3,11 +3,14 @@
 // progress). A PUT that breaks (network error, abort, 5xx) leaves on the proxy what
 // arrived, so the row offers Resume: HEAD on the upload URL answers the committed
 // Upload-Offset (a fresh token when the proxy refuses the old one: 401), then the rest,
-// file.slice(offset), goes with Upload-Offset and Upload-Length. No X-Bai-Sha256 is sent:
-// crypto.subtle.digest needs the whole file in memory; the reply's committed size is
-// checked against the file's instead.
+// file.slice(offset), goes with Upload-Offset and Upload-Length. Checksummed end to end:
+// the file's SHA-256 is computed first (checksum.ts) and sent as X-Bai-Sha256 with every
+// PUT, so the proxy refuses to commit bytes that differ (CHECKSUM_MISMATCH) and the
+// reply's sha256 is checked too. The token is asked after hashing: a big file takes a
+// while, and tokens are short-lived.
 import type { Client } from "@connectrpc/connect";
 import { apiBase, describeError, isUnauthenticated, type ApiError } from "./api";
+import { fileSha256 } from "./checksum";
 import { h } from "./dom";
 import { bytes } from "./format";
 import type { VFolder, VFolderService } from "./gen/bai/api/manager/v1/vfolder_pb";
@@ -81,7 +84,9 @@ export class FileUpload {
   private readonly cancelBtn = h("button", { type: "button", class: "cancel", hidden: "" }, "Cancel");
   private readonly resumeBtn = h("button", { type: "button", class: "resume", hidden: "" }, "Resume");
   private token = "";
+  private sha256 = "";
   private xhr: XMLHttpRequest | null = null;
+  private hashing: AbortController | null = null;
 
   constructor(
     private readonly client: Client<typeof VFolderService>,
@@ -102,7 +107,10 @@ export class FileUpload {
       this.resumeBtn,
     );
     this.root.dataset.state = "waiting";
-    this.cancelBtn.addEventListener("click", () => this.xhr?.abort());
+    this.cancelBtn.addEventListener("click", () => {
+      this.hashing?.abort();
+      this.xhr?.abort();
+    });
     this.resumeBtn.addEventListener("click", () => void this.resume());
   }
 
@@ -124,15 +132,17 @@ export class FileUpload {
     const size = this.file.size;
     this.resumeBtn.hidden = true;
     try {
+      await this.checksum();
       const offset = await from();
       this.progress(offset);
       this.cancelBtn.hidden = false;
       const reply = await this.put(offset);
-      if (reply.complete && reply.committed_size === size) {
+      if (reply.complete && reply.committed_size === size && reply.sha256 === this.sha256) {
         this.done(size);
         return true;
       }
-      this.fail(localError("data_loss", `the proxy kept ${reply.committed_size} of ${size} bytes`), true);
+      const kept = `the proxy kept ${reply.committed_size} of ${size} bytes, sha256 ${reply.sha256}`;
+      this.fail(localError("data_loss", `${kept}; this file's is ${this.sha256}`), true);
     } catch (err) {
       if (isUnauthenticated(err)) {
         this.onExpired();
@@ -150,6 +160,29 @@ export class FileUpload {
       this.xhr = null;
     }
     return false;
+  }
+
+  /** The file's SHA-256, computed once (Cancel stops it; Resume computes it again). */
+  private async checksum(): Promise<void> {
+    if (this.sha256) return;
+    const size = this.file.size;
+    this.hashing = new AbortController();
+    this.cancelBtn.hidden = false;
+    this.root.dataset.state = "checksumming";
+    const hashed = (n: number): void => {
+      this.state.textContent = `checksumming, ${bytes(n)} of ${bytes(size)}`;
+    };
+    hashed(0);
+    try {
+      this.sha256 = await fileSha256(this.file, hashed, this.hashing.signal);
+    } catch (err) {
+      if (this.hashing.signal.aborted) {
+        throw new TransferError(localError("cancelled", "the checksum was cancelled"), true);
+      }
+      throw new TransferError(localError("unavailable", `the file could not be read: ${String(err)}`), true);
+    } finally {
+      this.hashing = null;
+    }
   }
 
   private async newToken(): Promise<string> {
@@ -189,6 +222,7 @@ export class FileUpload {
       this.xhr = xhr;
       xhr.open("PUT", transferUrl("upload", this.token));
       xhr.setRequestHeader("Upload-Length", String(this.file.size));
+      xhr.setRequestHeader("X-Bai-Sha256", this.sha256);
       if (offset) xhr.setRequestHeader("Upload-Offset", String(offset));
       xhr.upload.onprogress = (ev) => this.progress(offset + ev.loaded);
       xhr.onload = () => {
