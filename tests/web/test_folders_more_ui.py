@@ -26,6 +26,7 @@ from tests.web.test_folders_ui import (
     file_row,
     folder_row,
     fresh_user,
+    open_folder,
     page,
     storage,
     upload,
@@ -68,16 +69,6 @@ async def log_in_as(page: Page, storage: Storage, user: Caller) -> None:
     await page.open("#/folders")
     await page.login(user.email)
     await page.wait(f"document.querySelector('#folder-host option')?.value === {storage.host!r}")
-
-
-async def open_folder(page: Page, name: str) -> None:
-    await page.js(
-        "[...document.querySelectorAll('#panel-folders [data-folder-id]')]"
-        f".find(b => b.innerText === {name!r}).click(); true"
-    )
-    await page.wait(
-        f"{text('#files-folder')} === {name!r} && !{text_with('#panel-files', 'Loading')}"
-    )
 
 
 async def folder_status(manager: ManagerHandle, owner: Caller, name: str) -> list[str]:

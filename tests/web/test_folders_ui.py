@@ -41,6 +41,7 @@ HOST_PERMISSIONS = [
     "upload-file",
     "download-file",
     "invite-others",
+    "set-user-specific-permission",
 ]
 
 
@@ -129,12 +130,14 @@ def file_row(name: str) -> str:
 
 
 async def open_folder(page: Page, name: str) -> None:
-    """Click the folder `name` in the folders table; wait for its (empty) root."""
+    """Click the folder `name` in the folders table; wait for its root's listing."""
     await page.js(
         "[...document.querySelectorAll('#panel-folders [data-folder-id]')]"
         f".find(b => b.innerText === {name!r}).click(); true"
     )
-    await page.wait(text_with("#panel-files", "Nothing to show."))
+    await page.wait(
+        f"{text('#files-folder')} === {name!r} && !{text_with('#panel-files', 'Loading')}"
+    )
 
 
 def click(selector: str) -> str:
@@ -190,6 +193,7 @@ async def test_create_upload_download_browse_and_delete(
 
     # A click opens the folder's file browser: the root is empty.
     await open_folder(page, "web-data")
+    await page.wait(text_with("#panel-files", "Nothing to show."))
     assert await page.js(text("#files-folder")) == "web-data"
 
     big = tmp_path / "big.bin"

@@ -2,7 +2,7 @@
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { AuthService } from "./gen/bai/api/manager/v1/auth_pb";
-import { BackgroundTaskService } from "./gen/bai/api/manager/v1/bgtask_pb";
+import { BackgroundTaskService, type BackgroundTask } from "./gen/bai/api/manager/v1/bgtask_pb";
 import { DomainService } from "./gen/bai/api/manager/v1/domain_pb";
 import { ImageService } from "./gen/bai/api/manager/v1/image_pb";
 import { ProjectService } from "./gen/bai/api/manager/v1/project_pb";
@@ -67,6 +67,20 @@ export const endless = (signal: AbortSignal): { signal: AbortSignal; timeoutMs: 
   signal,
   timeoutMs: 0,
 });
+
+/** A background task's last state, `seen` told each one on the way (WatchTask ends
+ * after the terminal event). */
+export async function followTask(
+  taskId: string,
+  signal: AbortSignal,
+  seen: (task: BackgroundTask) => void = () => {},
+): Promise<BackgroundTask | null> {
+  let last: BackgroundTask | null = null;
+  for await (const { task } of api.tasks.watchTask({ taskId }, endless(signal))) {
+    if (task) seen((last = task));
+  }
+  return last;
+}
 
 export interface ApiError {
   code: string; // e.g. "unauthenticated"

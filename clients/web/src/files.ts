@@ -4,11 +4,11 @@
 // from RequestDownloadToken, then the browser itself GETs /storage/v1/download, so the file
 // streams to disk; a directory comes as a zip) and Upload (uploads.ts, resumable).
 import type { Client } from "@connectrpc/connect";
-import { api, describeError, endless, isCancelled, isUnauthenticated } from "./api";
+import { describeError, followTask, isCancelled, isUnauthenticated } from "./api";
 import { h } from "./dom";
 import { bytes, enumName, when } from "./format";
 import { FileType, MountPermission, type FileEntry } from "./gen/bai/api/common/v1/storage_pb";
-import { BackgroundTaskStatus, type BackgroundTask } from "./gen/bai/api/manager/v1/bgtask_pb";
+import { BackgroundTaskStatus } from "./gen/bai/api/manager/v1/bgtask_pb";
 import type { VFolder, VFolderService } from "./gen/bai/api/manager/v1/vfolder_pb";
 import { errorBox, PagedTable } from "./table";
 import { FileUpload, transferUrl, TransferError } from "./uploads";
@@ -227,7 +227,7 @@ export class FileBrowser {
     this.message.replaceChildren(h("p", { class: "muted" }, `Deleting ${path}…`));
     try {
       const { taskId } = await this.client.deleteFiles({ vfolderId: folder.id, paths: [path], recursive: dir });
-      const task = taskId ? await this.follow(taskId) : null;
+      const task = taskId ? await followTask(taskId, (this.watch ??= new AbortController()).signal) : null;
       if (this.folder !== folder) return;
       if (task && task.status !== BackgroundTaskStatus.DONE) {
         const why = task.errors.length ? task.errors : [task.message];
@@ -240,16 +240,6 @@ export class FileBrowser {
     } catch (err) {
       this.failed(err);
     }
-  }
-
-  /** The task's last state: WatchTask ends after the terminal event. */
-  private async follow(taskId: string): Promise<BackgroundTask | null> {
-    this.watch ??= new AbortController();
-    let last: BackgroundTask | null = null;
-    for await (const { task } of api.tasks.watchTask({ taskId }, endless(this.watch.signal))) {
-      if (task) last = task;
-    }
-    return last;
   }
 
   private async upload(files: File[]): Promise<void> {

@@ -1,13 +1,15 @@
 // What a row of the folders table offers besides browsing: Rename (UpdateVFolder, mask
 // "name") and Trash (DeleteVFolder: the folder goes to the trash, its files stay) for
-// folders I own; Share (sharing.ts) on a user folder I own; Leave (LeaveVFolder) on a user
-// folder shared with me. And the Trash panel: trashed folders (ListVFolders with the
+// folders I own; Share (sharing.ts) on a user folder I own, or on a project folder I
+// manage; Leave (LeaveVFolder) on a user folder shared with me; Clone (CloneVFolder, a
+// background task followed to its end) on a folder I own or that is cloneable. And the Trash panel: trashed folders (ListVFolders with the
 // DELETE_* statuses, which it omits unless asked) with Restore (RestoreVFolder) and Purge
 // (PurgeVFolder: the files go for good, so it asks first).
-import { api, describeError, isUnauthenticated } from "./api";
+import { api, describeError, followTask, isUnauthenticated } from "./api";
 import { h } from "./dom";
 import { when } from "./format";
 import { actionAttrs, folderStatus } from "./folder_names";
+import { BackgroundTaskStatus } from "./gen/bai/api/manager/v1/bgtask_pb";
 import { FolderOwnershipType, FolderStatus, type VFolder } from "./gen/bai/api/manager/v1/vfolder_pb";
 import { errorBox, PagedTable } from "./table";
 
@@ -25,7 +27,8 @@ export function folderActionsCell(f: VFolder): HTMLElement {
     "span",
     { class: "actions" },
     f.isOwner ? button("rename", "Rename") : null,
-    f.isOwner && user ? button("share", "Share") : null,
+    f.isOwner ? button("share", "Share") : null,
+    f.isOwner || f.cloneable ? button("clone", "Clone") : null,
     !f.isOwner && user ? button("leave", "Leave") : null,
     f.isOwner ? button("trash", "Trash", "danger") : null,
   );
@@ -43,6 +46,33 @@ export class FolderActions {
     if (action === "rename") void this.rename(f);
     else if (action === "trash") void this.trash(f);
     else if (action === "leave") void this.leave(f);
+    else if (action === "clone") void this.clone(f);
+  }
+
+  /** A copy under a new name on the same host; the list shows it CLONING, then ready. */
+  private async clone(f: VFolder): Promise<void> {
+    const name = prompt(`Name of the copy of ${f.name}:`, `${f.name}-copy`)?.trim();
+    if (!name) return;
+    this.message.replaceChildren(h("p", { class: "muted", id: "folder-cloning" }, `Cloning ${f.name} to ${name}…`));
+    try {
+      const { vfolder, taskId } = await vfolders.cloneVFolder({ vfolderId: f.id, targetName: name });
+      if (vfolder) await this.changed(vfolder);
+      const task = await followTask(taskId, new AbortController().signal, (t) => {
+        const total = Number(t.totalProgress);
+        const progress = document.getElementById("folder-cloning");
+        if (progress && total) progress.dataset.progress = `${t.currentProgress}/${total}`;
+      });
+      if (task && task.status !== BackgroundTaskStatus.DONE) {
+        const why = task.errors.length ? task.errors : [task.message];
+        this.message.replaceChildren(h("div", { class: "error", role: "alert" }, ...why.map((e) => h("div", {}, e))));
+      } else {
+        this.message.replaceChildren(h("p", { class: "muted", id: "folder-action-done" }, `Cloned ${f.name} to ${name}.`));
+      }
+      if (vfolder) await this.changed(vfolder);
+    } catch (err) {
+      if (isUnauthenticated(err)) return this.onExpired();
+      this.message.replaceChildren(errorBox(describeError(err)));
+    }
   }
 
   private async rename(f: VFolder): Promise<void> {

@@ -1,8 +1,11 @@
 // Sharing a user folder I own: invite users by email (InviteToVFolder, ro or rw: the
 // contract keeps READ_WRITE_DELETE the owner's), who has it now (GetVFolder's shares,
 // which owners get) with Unshare (UnshareVFolder), and my invitations for it still
-// pending (ListVFolderInvitations, sent) with Cancel. And the Invitations box: the pending
-// invitations sent to me (ListVFolderInvitations, received) with Accept and Reject.
+// pending (ListVFolderInvitations, sent) with Cancel. A project folder is not shared by
+// invitation (its members see it): there the panel sets a member's own permission
+// (ShareVFolder), lists those (GetVFolder's shares) and removes one (UnshareVFolder).
+// And the Invitations box: the pending invitations sent to me (ListVFolderInvitations,
+// received) with Accept and Reject.
 import { api, describeError, isUnauthenticated } from "./api";
 import { h } from "./dom";
 import { when } from "./format";
@@ -10,6 +13,7 @@ import { actionAttrs, permission } from "./folder_names";
 import { MountPermission } from "./gen/bai/api/common/v1/storage_pb";
 import {
   FolderInvitationDirection,
+  FolderOwnershipType,
   type VFolder,
   type VFolderInvitation,
   type VFolderShare,
@@ -42,15 +46,19 @@ export class SharingPanel {
     ...INVITABLE.map((p) => h("option", { value: String(p) }, permission(p))),
   );
   private readonly form = h("form", { id: "share-form", class: "inline" });
+  private readonly submit = h("button", { type: "submit" }, "Invite");
   private readonly message = h("div", { id: "share-message" });
+  private readonly sharesTitle = h("h3", {}, "Shared with");
   private readonly shares = h("div", { id: "share-list" });
+  private readonly pendingTitle = h("h3", {}, "Invitations waiting for an answer");
   private readonly pending = h("div", { id: "share-pending" });
+  private project = false; // a project folder: member permissions, not invitations
 
   constructor(private readonly onExpired: () => void) {
-    this.form.append(this.email, this.perm, h("button", { type: "submit" }, "Invite"));
+    this.form.append(this.email, this.perm, this.submit);
     this.form.addEventListener("submit", (ev) => {
       ev.preventDefault();
-      void this.invite();
+      void (this.project ? this.setPermission() : this.invite());
     });
     const close = h("button", { type: "button", id: "sharing-close" }, "Close");
     close.addEventListener("click", () => this.close());
@@ -60,9 +68,9 @@ export class SharingPanel {
       h("h2", {}, "Sharing ", this.title, " ", close),
       this.form,
       this.message,
-      h("h3", {}, "Shared with"),
+      this.sharesTitle,
       this.shares,
-      h("h3", {}, "Invitations waiting for an answer"),
+      this.pendingTitle,
       this.pending,
     );
     this.root.addEventListener("click", (ev) => {
@@ -82,6 +90,11 @@ export class SharingPanel {
     this.root.hidden = false;
     this.root.dataset.folderId = folder.id;
     this.title.textContent = folder.name;
+    this.project = folder.ownershipType === FolderOwnershipType.PROJECT;
+    this.root.dataset.mode = this.project ? "project" : "user";
+    this.submit.textContent = this.project ? "Set permission" : "Invite";
+    this.sharesTitle.textContent = this.project ? "Members with their own permission" : "Shared with";
+    this.pendingTitle.hidden = this.pending.hidden = this.project;
     this.form.reset();
     this.message.replaceChildren();
     return this.load();
@@ -99,11 +112,14 @@ export class SharingPanel {
     try {
       const [got, sent] = await Promise.all([
         vfolders.getVFolder({ vfolderId: folder.id }),
-        vfolders.listVFolderInvitations({ direction: FolderInvitationDirection.SENT, pageSize: SENT_PAGE }),
+        this.project
+          ? null
+          : vfolders.listVFolderInvitations({ direction: FolderInvitationDirection.SENT, pageSize: SENT_PAGE }),
       ]);
       if (this.folder !== folder) return;
       this.shares.replaceChildren(this.sharesTable(got.shares));
-      this.pending.replaceChildren(this.pendingTable(sent.invitations.filter((i) => i.vfolderId === folder.id)));
+      const mine = sent?.invitations.filter((i) => i.vfolderId === folder.id) ?? [];
+      this.pending.replaceChildren(this.pendingTable(mine));
     } catch (err) {
       this.failed(err);
     }
@@ -119,7 +135,8 @@ export class SharingPanel {
         h("td", {}, h("button", { ...actionAttrs("share", "unshare", s.email), class: "danger" }, "Unshare")),
       ),
     );
-    return listOf("share-users", "Not shared with anyone.", ["User", "Permission", ""], rows);
+    const none = this.project ? "No member has a permission of their own." : "Not shared with anyone.";
+    return listOf("share-users", none, ["User", "Permission", ""], rows);
   }
 
   private pendingTable(invitations: VFolderInvitation[]): HTMLElement {
@@ -141,6 +158,15 @@ export class SharingPanel {
     const granted = Number(this.perm.value) as MountPermission;
     await this.act(`Invited ${email} (${permission(granted)}).`, async (f) => {
       await vfolders.inviteToVFolder({ vfolderId: f.id, inviteeEmails: [email], permission: granted });
+      this.email.value = "";
+    });
+  }
+
+  private async setPermission(): Promise<void> {
+    const email = this.email.value.trim();
+    const granted = Number(this.perm.value) as MountPermission;
+    await this.act(`${email} now has ${permission(granted)}.`, async (f) => {
+      await vfolders.shareVFolder({ vfolderId: f.id, emails: [email], permission: granted });
       this.email.value = "";
     });
   }
