@@ -9,12 +9,15 @@ concurrent callers, as the bootstrapped superadmin) and polls the database
 until all of them are RUNNING. Every session goes through the real path:
 API + validation + insert, scheduling rounds (snapshot, schedule(), optimistic
 apply), dispatch (CreateKernels over gRPC), and three kernel events applied
-from the registry streams. Target: 500 sessions/s end to end.
+from the registry streams (in group commit: the bursts of all streams that
+arrive while one transaction runs go in the next). Target: 500 sessions/s
+end to end.
 
 Baseline, in the same run and before it: the raw PostgreSQL write rate of the
 same rows (one transaction per session inserting its session and kernel row,
 ORM, C concurrent connections), i.e. what persisting a session costs at all;
-the end-to-end path writes each session about five times more. The enqueue
+the end-to-end path writes each session several times more (created,
+scheduled, dispatched, each kernel event). The enqueue
 rate alone (time until every CreateSession returned) is reported too.
 The last line is the JSON summary.
 

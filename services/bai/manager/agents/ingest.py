@@ -10,6 +10,8 @@ boot) and the whole transaction is rolled back. Kernels never move backwards
 A burst of queued events is applied in one transaction (`apply_burst`), with
 the sessions it touches locked once, in id order; should the burst fail, its
 events are applied one by one so that one bad event cannot block the others.
+Bursts of several agents may share a transaction (`apply_bursts`, fed by
+event_batcher.py), their agent rows then locked in id order too.
 Storing the seq also refreshes `last_heartbeat_at`: any message on the stream
 is a sign of life, and a heartbeat may wait behind many events.
 """
@@ -260,6 +262,18 @@ async def _store_seqs(db: AsyncSession, bursts: Sequence[Burst], now: datetime) 
         raise _AlreadyApplied
 
 
+async def _lock_agents(db: AsyncSession, agent_ids: set[str]) -> None:
+    """Lock the agent rows a batch will update, in id order as the scheduler's applier
+    does: updated by one statement (seqs) or as events come, they would be locked in
+    no particular order, and two transactions could each wait for the other."""
+    await db.execute(
+        select(AgentRow.id)
+        .where(AgentRow.id.in_(sorted(agent_ids)))
+        .order_by(AgentRow.id)
+        .with_for_update()
+    )
+
+
 async def apply_bursts(
     sessions: async_sessionmaker[AsyncSession],
     redis: Redis,
@@ -277,6 +291,8 @@ async def apply_bursts(
         async with sessions() as db, db.begin():
             every = [e for burst in bursts for _, e in burst.events]
             locked, session_of = await _lock_burst(db, every)
+            if len(bursts) > 1:
+                await _lock_agents(db, {burst.agent_id for burst in bursts})
             for burst, dead in zip(bursts, not_live, strict=True):
                 for _, event in burst.events:
                     pending.extend(
