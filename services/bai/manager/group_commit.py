@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -38,7 +39,7 @@ class GroupCommit(Generic[T, R]):
         self._write_many = write_many
         self._max_weight = max_weight
         self._weight = weight
-        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._waiting: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._worker: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
@@ -60,16 +61,16 @@ class GroupCommit(Generic[T, R]):
             try:
                 await self._write(batch)
             except asyncio.CancelledError:
-                for _, future in batch + self._waiting:
+                for _, future in [*batch, *self._waiting]:
                     future.cancel()
                 raise
 
     def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
-        first = self._waiting.pop(0)
+        first = self._waiting.popleft()
         batch, weight = [first], self._weight(first[0])
         while self._waiting and weight + self._weight(self._waiting[0][0]) <= self._max_weight:
             weight += self._weight(self._waiting[0][0])
-            batch.append(self._waiting.pop(0))
+            batch.append(self._waiting.popleft())
         return batch
 
     async def _write(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:

@@ -218,10 +218,10 @@ class _Connection:
     async def handle_events(self, requests: list[reg.ConnectRequest]) -> None:
         """A burst of well-formed events in one transaction (with other streams'
         bursts); one by one should it fail."""
-        fresh = [r for r in requests if r.seq > self.acked]
-        events = [wire.agent_event(r) for r in fresh]
         if not requests:
             return
+        fresh = [r for r in requests if r.seq > self.acked]
+        events = [wire.agent_event(r) for r in fresh]
         not_live = None
         if (
             fresh
