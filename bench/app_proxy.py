@@ -16,7 +16,10 @@ it and direct is Envoy itself on this machine, the rest is our filters.
     port (cookie and public) and through the bare Envoy, alternating for R
     rounds; requests/s is the mean over the rounds. Any non-2xx answer fails the
     bench. Without wrk (and not root to install it) a Python client does it and
-    the output says so. Target: proxied (cookie) >= 0.8x direct.
+    the output says so. Target: proxied (cookie) >= 0.8x direct. Each path
+    also reports how many of the machine's cores were busy under its load
+    (/proc/stat): a proxied path that keeps every core busy is bound by the
+    machine's CPU, which the app, the load client and Envoy share here.
   * Latency: N sequential GETs on one connection each way (interleaved, Python
     client); p50/p99. Target: proxied p50 - direct p50 <= 1 ms.
   * Registration: K times, CreateCircuit, then GET through Envoy until the
@@ -27,7 +30,8 @@ it and direct is Envoy itself on this machine, the rest is our filters.
 
 The last line is the JSON summary: the value is the cookie path's requests/s,
 its ratio to direct is "ratio"; "bare_envoy_rps"/"bare_envoy_ratio" are the
-reference; "load_client" says which client measured throughput.
+reference; "machine_busy_cores" is per path; "load_client" says which client
+measured throughput.
 
     python bench/app_proxy.py [--seconds 5] [--rounds 2] [--connections 16]
                               [--latency 3000] [--registrations 20] [--quick]
@@ -48,9 +52,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import grpc
+from bare_envoy import bare_envoy
+from cpu_ledger import machine_busy_seconds
 from http_load import Load, first_success, latencies, load_client, python_throughput
 from latency import p50, percentile, rounded, summary_line
 from platform_stack import bench_dir, cpu_seconds, process, wait_ready
@@ -59,7 +64,7 @@ from bai.api.coordinator.v1 import coordinator_pb2 as pb
 from bai.api.coordinator.v1 import coordinator_pb2_grpc
 from bai.coordinator.tokens import cookie_key, issue_cookie
 from bai.coordinator.xds.bootstrap import app_proxy_process_argv, render_app_proxy_bootstrap
-from bai.coordinator.xds.filters import cookie_name, hcm
+from bai.coordinator.xds.filters import cookie_name
 from bai.stack.testing import ThrowawayStack, free_ports
 
 SECRET = "bench-app-proxy-secret-of-32-bytes-or-more"
@@ -85,42 +90,6 @@ def serve_app(port: int) -> None:
 
 
 # --- the platform pieces ---
-
-
-def bare_envoy_bootstrap(listen_port: int, app_port: int) -> dict[str, Any]:
-    """One listener, our connection manager with only the router filter, one plain
-    static cluster: what Envoy costs without our filters."""
-    route = {"cluster": "app", "timeout": "0s"}
-    vhost = {
-        "name": "app",
-        "domains": ["*"],
-        "routes": [{"match": {"prefix": "/"}, "route": route}],
-    }
-    address = {"socket_address": {"address": "127.0.0.1", "port_value": app_port}}
-    return {
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": "bare",
-                    "address": {
-                        "socket_address": {"address": "127.0.0.1", "port_value": listen_port}
-                    },
-                    "filter_chains": [{"filters": [hcm("bare", [vhost], [])]}],
-                }
-            ],
-            "clusters": [
-                {
-                    "name": "app",
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "load_assignment": {
-                        "cluster_name": "app",
-                        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
-                    },
-                }
-            ],
-        },
-    }
 
 
 @dataclass(frozen=True)
@@ -164,15 +133,13 @@ def booted(stack: ThrowawayStack, logs: Path) -> Iterator[Platform]:
             internal_token=INTERNAL,
         )
     )
-    bare = logs / "bare-envoy.json"
-    bare.write_text(json.dumps(bare_envoy_bootstrap(bare_port, app_port)))
     coordinator = [sys.executable, "-m", "bai.coordinator", "start"]
     app = [sys.executable, __file__, "--serve-app", str(app_port)]
     envoy = app_proxy_process_argv(bootstrap, log_level="warning")
     with (
         process(coordinator, env, logs / "coordinator.log") as coordinator_proc,
         process(envoy, {}, logs / "envoy.log") as envoy_proc,
-        process(app_proxy_process_argv(bare, "warning"), {}, logs / "bare.log") as bare_proc,
+        bare_envoy(bare_port, app_port, logs) as bare_proc,
         process(app, {}, logs / "app.log"),
     ):
         address = f"127.0.0.1:{grpc_port}"
@@ -226,6 +193,9 @@ class Measured:
     ms: list[float] = field(default_factory=list)
     envoy_cpu: float = 0.0
     requests: float = 0.0
+    # CPU-seconds the whole machine was busy under this path's load, and for how long.
+    machine_cpu: float = 0.0
+    loaded_s: float = 0.0
 
     @property
     def mean_rps(self) -> float:
@@ -266,9 +236,12 @@ async def measure(platform: Platform, load: Load, args: argparse.Namespace) -> d
     for _ in range(args.rounds):
         for path in paths:
             cpu_before = cpu_seconds(path.pid) if path.pid else 0.0
+            machine_before = machine_busy_seconds()
             started = time.perf_counter()
             rps = await load.rps(path.port, path.headers, args.connections, args.seconds)
             elapsed = time.perf_counter() - started
+            path.machine_cpu += machine_busy_seconds() - machine_before
+            path.loaded_s += elapsed
             path.rps.append(rps)
             if path.pid:
                 path.envoy_cpu += cpu_seconds(path.pid) - cpu_before
@@ -287,6 +260,7 @@ async def measure(platform: Platform, load: Load, args: argparse.Namespace) -> d
             f"{path.name:<16} {path.mean_rps:9.0f} req/s  ({path.mean_rps / direct.mean_rps:.2f}x)"
             f"  p50 {p50(path.ms):6.3f} ms  p99 {percentile(path.ms, 99):6.3f} ms"
             f"  envoy cpu {cpu_us:6.1f} us/req"
+            f"  machine busy {path.machine_cpu / path.loaded_s:.2f} of {os.cpu_count()} cores"
         )
     print(
         f"throughput ratio (cookie) {ratio:.2f} (target >= 0.8); added p50 {added:.3f} ms"
@@ -311,6 +285,7 @@ async def measure(platform: Platform, load: Load, args: argparse.Namespace) -> d
         "bare_envoy_rps": round(bare.mean_rps, 1),
         "bare_envoy_ratio": round(bare.mean_rps / direct.mean_rps, 3),
         "envoy_cpu_us_per_request": rounded(cookie.envoy_cpu / cookie.requests * 1e6, 1),
+        "machine_busy_cores": {p.name: round(p.machine_cpu / p.loaded_s, 2) for p in paths},
         "direct_p50_ms": rounded(p50(direct.ms), 3),
         "direct_p99_ms": rounded(percentile(direct.ms, 99), 3),
         "proxy_p50_ms": rounded(p50(cookie.ms), 3),

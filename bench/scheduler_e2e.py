@@ -18,8 +18,11 @@ same rows (one transaction per session inserting its session and kernel row,
 ORM, C concurrent connections), i.e. what persisting a session costs at all;
 the end-to-end path writes each session several times more (created,
 scheduled, dispatched, each kernel event). The enqueue
-rate alone (time until every CreateSession returned) is reported too.
-The last line is the JSON summary.
+rate alone (time until every CreateSession returned) is reported too, and
+where the machine's CPU went during the run (bench/cpu_ledger.py): the
+manager, PostgreSQL, this harness (callers and fake agents), Redis, etcd and
+the rest, per session, against what the target leaves per session on this
+machine's cores. The last line is the JSON summary.
 
     python bench/scheduler_e2e.py [--agents 20] [--sessions 1000] [--concurrency 32]
 """
@@ -29,13 +32,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cpu_ledger import Ledger
 from fake_agents import FAKE_IMAGE, FakeAgent
-from platform_stack import ManagerProcess, bench_dir, booted_manager, cpu_seconds
+from platform_stack import ManagerProcess, bench_dir, booted_manager
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -54,8 +59,9 @@ class Outcome:
     enqueued_s: float
     running_s: float
     running: int
-    # CPU the manager process used from the first enqueue to the last RUNNING.
-    manager_cpu_s: float
+    # CPU-seconds from the first enqueue to the last RUNNING, per part of the machine
+    # (Ledger.spent: manager, postgres, harness, ..., other, machine).
+    cpu: dict[str, float]
 
 
 async def enqueue(client: AsyncClient, count: int, concurrency: int) -> None:
@@ -80,8 +86,18 @@ async def end_to_end(
     manager: ManagerProcess, engine: AsyncEngine, count: int, concurrency: int, limit: float
 ) -> Outcome:
     """Enqueue `count` sessions and wait until all are RUNNING (or `limit` seconds)."""
+    ledger = Ledger(
+        {
+            "manager": manager.pid,
+            "postgres": "postgres",
+            # This process: the callers, the fake agents and the poll.
+            "harness": os.getpid(),
+            "redis": "redis-server",
+            "etcd": "etcd",
+        }
+    )
     async with manager.client() as client:
-        cpu_before = cpu_seconds(manager.pid)
+        cpu_before = ledger.sample()
         started = time.perf_counter()
         enqueuing = asyncio.create_task(enqueue(client, count, concurrency))
         enqueued_s = running_s = 0.0
@@ -93,9 +109,9 @@ async def end_to_end(
                 enqueued_s = time.perf_counter() - started
             running = await running_count(engine)
         running_s = time.perf_counter() - started
-        manager_cpu_s = cpu_seconds(manager.pid) - cpu_before
+        cpu = Ledger.spent(cpu_before, ledger.sample())
         await enqueuing
-        return Outcome(enqueued_s or running_s, running_s, running, manager_cpu_s)
+        return Outcome(enqueued_s or running_s, running_s, running, cpu)
 
 
 async def insert_rate(
@@ -168,13 +184,22 @@ async def measure(manager: ManagerProcess, args: argparse.Namespace) -> dict[str
     print(f"{args.agents} fake agents, {args.sessions} sessions, {args.concurrency} callers")
     print(f"raw INSERT (baseline):  {baseline:8.1f} sessions/s")
     print(f"enqueue only:           {args.sessions / outcome.enqueued_s:8.1f} sessions/s")
-    cpu_ms = outcome.manager_cpu_s / max(outcome.running, 1) * 1000
-    utilization = outcome.manager_cpu_s / outcome.running_s
     print(
         f"enqueue -> RUNNING:     {value:8.1f} sessions/s"
         f"  ({outcome.running}/{args.sessions} in {outcome.running_s:.2f} s)"
     )
-    print(f"manager CPU:            {cpu_ms:8.1f} ms/session ({utilization:.0%} of a core)")
+    per_session = {
+        part: seconds / max(outcome.running, 1) * 1000 for part, seconds in outcome.cpu.items()
+    }
+    for part, ms in per_session.items():
+        share = outcome.cpu[part] / outcome.running_s
+        print(f"CPU {part + ':':<19} {ms:8.2f} ms/session ({share:.0%} of a core)")
+    cores = os.cpu_count() or 1
+    print(
+        f"at {TARGET:.0f} sessions/s, {cores} cores leave {cores * 1000 / TARGET:.1f} ms of CPU"
+        " per session for all of the above"
+    )
+    cpu_ms = per_session["manager"]
     return {
         "bench": "scheduler_e2e",
         "value": round(value, 1),
@@ -191,7 +216,8 @@ async def measure(manager: ManagerProcess, args: argparse.Namespace) -> dict[str
         "concurrency": args.concurrency,
         "agents_lost": len(lost),
         "manager_cpu_ms_per_session": round(cpu_ms, 2),
-        "manager_cpu_utilization": round(utilization, 3),
+        "cpu_ms_per_session": {part: round(ms, 2) for part, ms in per_session.items()},
+        "cpus": cores,
     }
 
 

@@ -9,7 +9,12 @@ dir) and the real gateway Envoy in front of it, then, in one run:
     sha256 declared (computed before the clock starts) and checked by the
     proxy, then GET /storage/v1/download written to a file; stdlib
     http.client in 1 MiB blocks, as bai.client does;
-  * gRPC: FileService.Upload and FileService.Download in 1 MiB messages.
+  * gRPC: FileService.Upload and FileService.Download in 1 MiB messages;
+  * Envoy alone, for reference: the same HTTP client code through a bare
+    Envoy (bench/bare_envoy.py: router only, same binary and flags) to an
+    origin that only moves bytes (bench/byte_origin.py: sendfile out, drop
+    in). What this reaches against `cp` bounds what any service behind Envoy
+    can reach on this machine.
 
 Every timed step starts after `sync`, so that none pays for the dirty pages
 an earlier one left (writeback of 1 GiB otherwise lands on whichever step
@@ -34,7 +39,9 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -44,6 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+from bare_envoy import bare_envoy
+from platform_stack import process
 
 from bai.api.common.v1 import storage_pb2 as common
 from bai.api.storage.v1 import file_pb2, file_pb2_grpc, storage_pb2, storage_pb2_grpc
@@ -102,29 +111,32 @@ def cp(source: Path, target: Path) -> None:
 # --- HTTP (/storage/v1/..., what bai.client and browsers use) ---
 
 
-def http_upload(port: int, token: str, source: Path, size: int, digest: str) -> None:
+def _put(port: int, path: str, source: Path, size: int, headers: dict[str, str]) -> bytes:
+    """PUT `source` in CHUNK blocks; the reply's body (any status but 200 raises)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    query = urllib.parse.urlencode({"token": token})
-    conn.putrequest("PUT", f"/storage/v1/upload?{query}")
+    conn.putrequest("PUT", path)
     conn.putheader("content-length", str(size))
-    conn.putheader("x-bai-sha256", digest)
+    for name, value in headers.items():
+        conn.putheader(name, value)
     conn.endheaders()
     with source.open("rb") as f:
         while block := f.read(CHUNK):
             conn.send(block)
     reply = conn.getresponse()
-    body = json.loads(reply.read())
+    body = reply.read()
     conn.close()
-    if reply.status != 200 or not body["complete"] or body["sha256"] != digest:
-        raise RuntimeError(f"HTTP upload incomplete or corrupted: {reply.status} {body}")
+    if reply.status != 200:
+        raise RuntimeError(f"PUT {path}: {reply.status} {body[:300]!r}")
+    return body
 
 
-def http_download(port: int, token: str, target: Path, size: int) -> None:
+def _get(port: int, path: str, target: Path, size: int) -> None:
+    """GET into `target` through one CHUNK buffer, checking the length."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    conn.request("GET", "/storage/v1/download?" + urllib.parse.urlencode({"token": token}))
+    conn.request("GET", path)
     reply = conn.getresponse()
     if reply.status != 200:
-        raise RuntimeError(f"HTTP download: {reply.status} {reply.read()[:300]!r}")
+        raise RuntimeError(f"GET {path}: {reply.status} {reply.read()[:300]!r}")
     buffer = bytearray(CHUNK)
     view = memoryview(buffer)
     received = 0
@@ -134,7 +146,30 @@ def http_download(port: int, token: str, target: Path, size: int) -> None:
             received += n
     conn.close()
     if received != size:
-        raise RuntimeError(f"HTTP download got {received} of {size} bytes")
+        raise RuntimeError(f"GET {path} got {received} of {size} bytes")
+
+
+def http_upload(port: int, token: str, source: Path, size: int, digest: str) -> None:
+    path = "/storage/v1/upload?" + urllib.parse.urlencode({"token": token})
+    body = json.loads(_put(port, path, source, size, {"x-bai-sha256": digest}))
+    if not body["complete"] or body["sha256"] != digest:
+        raise RuntimeError(f"HTTP upload incomplete or corrupted: {body}")
+
+
+def http_download(port: int, token: str, target: Path, size: int) -> None:
+    _get(port, "/storage/v1/download?" + urllib.parse.urlencode({"token": token}), target, size)
+
+
+# --- Envoy alone (the same client, a bare Envoy, bench/byte_origin.py behind it) ---
+
+
+def origin_upload(port: int, source: Path, size: int) -> None:
+    if _put(port, "/", source, size, {}) != str(size).encode():
+        raise RuntimeError("the origin did not receive the whole body")
+
+
+def origin_download(port: int, target: Path, size: int) -> None:
+    _get(port, "/", target, size)
 
 
 # --- gRPC (FileService) ---
@@ -201,7 +236,13 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def measure(
-    proxy: ProxyProcess, envoy: GatewayProcess, work: Path, size: int, digest: str, rounds: int
+    proxy: ProxyProcess,
+    envoy: GatewayProcess,
+    bare_port: int,
+    work: Path,
+    size: int,
+    digest: str,
+    rounds: int,
 ) -> dict[str, float]:
     """The best (shortest) seconds of each step over `rounds` rounds."""
     source, volume = work / "source.bin", work / "volume"
@@ -225,7 +266,24 @@ def measure(
             target = work / f"{name}-downloaded.bin"
             keep(f"{name}_download", timed(download, envoy.port, down, target, size))
             target.unlink()
+        keep("envoy_alone_upload", timed(origin_upload, bare_port, source, size))
+        target = work / "origin-downloaded.bin"
+        keep("envoy_alone_download", timed(origin_download, bare_port, target, size))
+        target.unlink()
     return best
+
+
+def wait_http(port: int, timeout: float = 30) -> None:
+    """Wait until something accepts TCP connections on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _sync(fn: Callable[..., Coroutine[object, object, None]]) -> Callable[..., None]:
@@ -239,7 +297,7 @@ def run(size: int, rounds: int) -> dict[str, object]:
     work = Path(tempfile.mkdtemp(prefix="bai-bench-storage-", dir="/var/tmp"))
     volume = work / "volume"
     volume.mkdir()
-    proxy_port, manager_port, http_port, listen, admin = free_ports(5)
+    proxy_port, manager_port, http_port, listen, admin, origin_port, bare_port = free_ports(7)
     proxy = ProxyProcess(
         volume,
         work / "proxy.log",
@@ -256,11 +314,18 @@ def run(size: int, rounds: int) -> dict[str, object]:
         storage_port=proxy_port,
         storage_http_port=http_port,
     )
+    origin = [sys.executable, str(Path(__file__).with_name("byte_origin.py"))]
     try:
         digest = write_source(work / "source.bin", size)
         proxy.start()
         envoy.start()
-        seconds = measure(proxy, envoy, work, size, digest, rounds)
+        with (
+            process([*origin, str(origin_port), str(work / "source.bin")], {}, work / "origin.log"),
+            bare_envoy(bare_port, origin_port, work),
+        ):
+            wait_http(origin_port)
+            wait_http(bare_port)
+            seconds = measure(proxy, envoy, bare_port, work, size, digest, rounds)
         rss = peak_rss_mb(proxy.pid)
     finally:
         envoy.stop()
@@ -269,6 +334,7 @@ def run(size: int, rounds: int) -> dict[str, object]:
     mbps = {name: size / 1e6 / s for name, s in seconds.items()}
     value = min(mbps["http_upload"], mbps["http_download"])
     ratio = value / mbps["cp"]
+    alone = min(mbps["envoy_alone_upload"], mbps["envoy_alone_download"])
     print(f"file size                 {size} bytes")
     for name, label in (
         ("cp", "cp (baseline)"),
@@ -276,10 +342,16 @@ def run(size: int, rounds: int) -> dict[str, object]:
         ("http_download", "HTTP download via Envoy"),
         ("grpc_upload", "gRPC upload via Envoy"),
         ("grpc_download", "gRPC download via Envoy"),
+        ("envoy_alone_upload", "upload via Envoy alone"),
+        ("envoy_alone_download", "download via Envoy alone"),
     ):
         share = mbps[name] / mbps["cp"]
         print(f"{label:<26}{mbps[name]:8.1f} MB/s  ({seconds[name]:.2f} s, {share:.2f}x cp)")
     print(f"proxy peak RSS            {rss:8.1f} MB (target < {RSS_TARGET_MB:.0f} MB)")
+    print(
+        f"Envoy alone reaches {alone / mbps['cp']:.2f}x cp here (target {TARGET_RATIO}x);"
+        f" the storage path reaches {value / alone:.2f}x of Envoy alone"
+    )
     return {
         "bench": "storage_transfer",
         "value": round(value, 1),
@@ -292,6 +364,7 @@ def run(size: int, rounds: int) -> dict[str, object]:
         "rounds": rounds,
         **{f"{name}_mbps": round(v, 1) for name, v in mbps.items() if name != "cp"},
         "grpc_ratio": round(min(mbps["grpc_upload"], mbps["grpc_download"]) / mbps["cp"], 3),
+        "envoy_alone_ratio": round(alone / mbps["cp"], 3),
         "proxy_peak_rss_mb": round(rss, 1),
         "rss_target_mb": RSS_TARGET_MB,
     }
