@@ -23,6 +23,7 @@ from aiohttp import ClientPayloadError, web
 from bai.common.errors import InvalidArgument
 from bai.storage import tokens
 from bai.storage.context import StorageContext
+from bai.storage.http import zero_copy
 from bai.storage.http.ranges import Unsatisfiable, requested_span
 from bai.storage.paths import Parts
 from bai.storage.quota import VFolderId
@@ -59,6 +60,21 @@ def _header_int(request: web.Request, name: str, default: int) -> int:
     if value < 0:
         raise InvalidArgument.field(name, "must be >= 0")
     return value
+
+
+async def _write_span(
+    request: web.Request, response: web.StreamResponse, fd: int, start: int, end: int
+) -> None:
+    """Bytes [start, end) of `fd` after the headers: by sendfile where the
+    connection has a socket (zero_copy), else in read chunks."""
+    transport = request.transport
+    if transport is None:
+        raise ConnectionResetError("the client went away")
+    if await zero_copy.send_span(transport, fd, start, end - start):
+        return
+    async with aclosing(prefetched(download.read_chunks(fd, start, end))) as chunks:
+        async for _, block in chunks:
+            await response.write(block)
 
 
 class TransferHandlers:
@@ -99,9 +115,7 @@ class TransferHandlers:
             response.headers["content-range"] = f"bytes {start}-{end - 1}/{size}"
         await started(request, response)
         if request.method != "HEAD":
-            async with aclosing(prefetched(download.read_chunks(fd, start, end))) as chunks:
-                async for _, block in chunks:
-                    await response.write(block)
+            await _write_span(request, response, fd, start, end)
         await response.write_eof()
         return response
 
