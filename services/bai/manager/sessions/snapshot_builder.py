@@ -28,7 +28,6 @@ from bai.manager.scheduling import (
     ClusterMode,
     KernelRequest,
     KeypairPolicy,
-    KeypairUsage,
     OrderingPolicy,
     PendingSession,
     SchedulerConfig,
@@ -36,6 +35,7 @@ from bai.manager.scheduling import (
     SessionType,
 )
 from bai.manager.sessions import lifecycle
+from bai.manager.sessions.usage_reads import live_usage
 
 ALWAYS_KNOWN = frozenset({"cpu", "mem"})
 _ORDERING = {"fifo": OrderingPolicy.FIFO, "lifo": OrderingPolicy.LIFO, "drf": OrderingPolicy.DRF}
@@ -71,14 +71,6 @@ def scheduler_config(group: ScalingGroupRow, defaults: SchedulerDefaults) -> Sch
 async def groups_with_pending(db: AsyncSession) -> list[str]:
     query = select(SessionRow.scaling_group).where(SessionRow.status == "PENDING").distinct()
     return sorted((await db.execute(query)).scalars())
-
-
-def _sum(rows: Iterable[Mapping[str, str]]) -> Slots:
-    out: dict[str, Decimal] = defaultdict(Decimal)
-    for slots in rows:
-        for key, value in slots.items():
-            out[key] += Decimal(value)
-    return Slots(out)
 
 
 def _limit(raw: Mapping[str, str], limited: bool, known: Iterable[str]) -> Slots:
@@ -205,33 +197,7 @@ async def build_snapshot(
                 max_concurrent_sessions=policy.max_concurrent_sessions,
                 max_concurrent_sftp_sessions=policy.max_concurrent_sftp_sessions,
             )
-    live = list(
-        (
-            await db.execute(
-                select(
-                    SessionRow.access_key,
-                    SessionRow.user_id,
-                    SessionRow.project_id,
-                    SessionRow.domain_name,
-                    SessionRow.session_type,
-                    SessionRow.occupied_slots,
-                ).where(
-                    SessionRow.status.in_(lifecycle.SESSION_ALLOCATED),
-                    (SessionRow.access_key.in_(access_keys))
-                    | (SessionRow.project_id.in_(projects))
-                    | (SessionRow.domain_name.in_(domains)),
-                )
-            )
-        ).all()
-    )
-    keypair_usage: dict[str, KeypairUsage] = {}
-    for key in access_keys:
-        mine = [row for row in live if row[0] == key]
-        keypair_usage[key] = KeypairUsage(
-            occupied=_sum(row[5] for row in mine),
-            concurrent_sessions=sum(1 for row in mine if row[4] != "system"),
-            concurrent_system_sessions=sum(1 for row in mine if row[4] == "system"),
-        )
+    usage = await live_usage(db, access_keys, projects, domains)
     project_limits: dict[str, Slots] = {}
     if projects:
         rq = select(ProjectRow.id, ProjectRow.total_resource_slots).where(
@@ -288,10 +254,10 @@ async def build_snapshot(
         ),
         known_slots=frozenset(known),
         keypair_policies=policies,
-        keypair_usage=keypair_usage,
+        keypair_usage=usage.keypairs,
         project_limits={k: v for k, v in project_limits.items() if v},
         domain_limits={k: v for k, v in domain_limits.items() if v},
-        project_usage={str(p): _sum(row[5] for row in live if row[2] == p) for p in projects},
-        domain_usage={d: _sum(row[5] for row in live if row[3] == d) for d in domains},
+        project_usage=usage.projects,
+        domain_usage=usage.domains,
         round_robin_cursor=round_robin_cursor,
     )
