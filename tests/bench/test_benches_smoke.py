@@ -73,6 +73,10 @@ def test_scheduler_e2e() -> None:
     # Every enqueued session reached RUNNING through the fake agents' events.
     assert summary["running"] == summary["sessions"] == 10
     assert summary["manager_cpu_ms_per_session"] > 0
+    # Where the machine's CPU went: the parts, the rest, and the whole.
+    cpu = summary["cpu_ms_per_session"]
+    assert {"manager", "postgres", "harness", "other", "machine"} <= cpu.keys()
+    assert cpu["manager"] > 0 and cpu["postgres"] > 0
 
 
 @pytest.mark.skipif(not os.path.exists("/var/run/docker.sock"), reason="dockerd is not running")
@@ -111,9 +115,19 @@ def test_storage() -> None:
     assert summary["baseline"] > 0 and isinstance(summary["ok"], bool)
     for path in ("http_upload", "http_download", "grpc_upload", "grpc_download"):
         assert summary[f"{path}_mbps"] > 0
+    # The reference: the same client through a bare Envoy to a byte origin.
+    assert summary["envoy_alone_upload_mbps"] > 0 and summary["envoy_alone_download_mbps"] > 0
+    assert summary["envoy_alone_ratio"] > 0
 
 
 def test_app_proxy() -> None:
     summary = run_bench("app_proxy.py", "--quick")
     assert summary["bench"] == "app_proxy" and summary["unit"] == "requests/s"
     assert summary["registration_p50_ms"] > 0 and summary["baseline"] > 0
+    assert summary["bare_envoy_rps"] > 0
+    assert set(summary["machine_busy_cores"]) == {
+        "direct",
+        "envoy (cookie)",
+        "envoy (public)",
+        "bare envoy",
+    }
