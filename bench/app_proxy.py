@@ -55,10 +55,10 @@ from pathlib import Path
 
 import grpc
 from bare_envoy import bare_envoy
-from cpu_ledger import machine_busy_seconds
+from cpu_ledger import machine_busy_seconds, process_seconds
 from http_load import Load, first_success, latencies, load_client, python_throughput
 from latency import p50, percentile, rounded, summary_line
-from platform_stack import bench_dir, cpu_seconds, process, wait_ready
+from platform_stack import bench_dir, process, wait_ready
 
 from bai.api.coordinator.v1 import coordinator_pb2 as pb
 from bai.api.coordinator.v1 import coordinator_pb2_grpc
@@ -235,7 +235,7 @@ async def measure(platform: Platform, load: Load, args: argparse.Namespace) -> d
     # Alternate the paths so that drift (other load on the machine) hits all alike.
     for _ in range(args.rounds):
         for path in paths:
-            cpu_before = cpu_seconds(path.pid) if path.pid else 0.0
+            cpu_before = process_seconds(path.pid) if path.pid else 0.0
             machine_before = machine_busy_seconds()
             started = time.perf_counter()
             rps = await load.rps(path.port, path.headers, args.connections, args.seconds)
@@ -244,7 +244,7 @@ async def measure(platform: Platform, load: Load, args: argparse.Namespace) -> d
             path.loaded_s += elapsed
             path.rps.append(rps)
             if path.pid:
-                path.envoy_cpu += cpu_seconds(path.pid) - cpu_before
+                path.envoy_cpu += process_seconds(path.pid) - cpu_before
             path.requests += rps * elapsed
     chunk = max(1, args.latency // 10)
     for _ in range(10):

@@ -39,7 +39,6 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,6 +55,7 @@ from platform_stack import process
 
 from bai.api.common.v1 import storage_pb2 as common
 from bai.api.storage.v1 import file_pb2, file_pb2_grpc, storage_pb2, storage_pb2_grpc
+from bai.stack.health import tcp_open
 from bai.stack.testing import free_ports
 from bai.storage.testing import GatewayProcess, ProxyProcess
 
@@ -273,17 +273,13 @@ def measure(
     return best
 
 
-def wait_http(port: int, timeout: float = 30) -> None:
+def wait_tcp(port: int, timeout: float = 30) -> None:
     """Wait until something accepts TCP connections on 127.0.0.1:`port`."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    while not tcp_open("127.0.0.1", port, timeout=1):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listens on port {port} after {timeout} s")
+        time.sleep(0.05)
 
 
 def _sync(fn: Callable[..., Coroutine[object, object, None]]) -> Callable[..., None]:
@@ -323,8 +319,8 @@ def run(size: int, rounds: int) -> dict[str, object]:
             process([*origin, str(origin_port), str(work / "source.bin")], {}, work / "origin.log"),
             bare_envoy(bare_port, origin_port, work),
         ):
-            wait_http(origin_port)
-            wait_http(bare_port)
+            wait_tcp(origin_port)
+            wait_tcp(bare_port)
             seconds = measure(proxy, envoy, bare_port, work, size, digest, rounds)
         rss = peak_rss_mb(proxy.pid)
     finally:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +31,20 @@ def open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
-async def connected() -> tuple[asyncio.Transport, socket.socket]:
-    """A transport on one end of a socket pair, and the other end (non-blocking)."""
+@asynccontextmanager
+async def connected(path: Path) -> AsyncIterator[tuple[asyncio.Transport, socket.socket, int]]:
+    """A transport on one end of a socket pair, the other end (non-blocking) and
+    `path` opened for reading; all closed after the block."""
     ours, theirs = socket.socketpair()
     theirs.setblocking(False)
     transport, _ = await asyncio.get_running_loop().connect_accepted_socket(asyncio.Protocol, ours)
-    return transport, theirs
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield transport, theirs, fd
+    finally:
+        os.close(fd)
+        transport.close()
+        theirs.close()
 
 
 async def read_exactly(sock: socket.socket, n: int) -> bytes:
@@ -68,19 +77,13 @@ def test_a_range_follows_the_headers_byte_for_byte(
     headers = b"HTTP/1.1 200 OK\r\n" + b"x" * (1 << 20) + b"\r\n\r\n"
 
     async def main() -> None:
-        transport, theirs = await connected()
-        fd = os.open(path, os.O_RDONLY)
-        try:
+        async with connected(path) as (transport, theirs, fd):
             # Headers bigger than the socket takes at once: they wait in the
             # transport, and the file's bytes must not overtake them.
             transport.write(headers)
             sending = asyncio.create_task(send_span(transport, fd, start, count))
             got = await read_exactly(theirs, len(headers) + count)
             assert await sending is True
-        finally:
-            os.close(fd)
-            transport.close()
-            theirs.close()
         assert got[: len(headers)] == headers
         assert got[len(headers) :] == data[start : start + count]
 
@@ -93,16 +96,10 @@ def test_a_file_shorter_than_the_range_is_an_error(loop_name: str, tmp_path: Pat
     path.write_bytes(b"abc")
 
     async def main() -> None:
-        transport, theirs = await connected()
-        fd = os.open(path, os.O_RDONLY)
-        try:
+        async with connected(path) as (transport, theirs, fd):
             with pytest.raises(FileShrankError, match="7 bytes before"):
                 await send_span(transport, fd, 0, 10)
             assert await read_exactly(theirs, 3) == b"abc"
-        finally:
-            os.close(fd)
-            transport.close()
-            theirs.close()
 
     run_on(loop_name, main)
 
@@ -114,19 +111,14 @@ def test_a_peer_that_goes_away_ends_the_send_and_its_descriptors(
     path, data = data_file
 
     async def main() -> None:
-        transport, theirs = await connected()
-        fd = os.open(path, os.O_RDONLY)
-        before = open_fds()
-        try:
+        async with connected(path) as (transport, theirs, fd):
+            before = open_fds()
             sending = asyncio.create_task(send_span(transport, fd, 0, len(data)))
             await read_exactly(theirs, 1 << 20)
             theirs.close()
             with pytest.raises(ConnectionError):
                 await asyncio.wait_for(sending, 10)
             assert open_fds() <= before  # no descriptor of the thread's is left
-        finally:
-            os.close(fd)
-            transport.close()
 
     run_on(loop_name, main)
 
@@ -138,10 +130,8 @@ def test_cancelled_the_thread_stops_and_closes_its_descriptors(
     path, data = data_file
 
     async def main() -> None:
-        transport, theirs = await connected()
-        fd = os.open(path, os.O_RDONLY)
-        before = open_fds()
-        try:
+        async with connected(path) as (transport, _, fd):
+            before = open_fds()
             # Nobody reads: the socket fills and the thread waits in poll.
             sending = asyncio.create_task(send_span(transport, fd, 0, len(data)))
             await asyncio.sleep(0.2)
@@ -153,9 +143,5 @@ def test_cancelled_the_thread_stops_and_closes_its_descriptors(
                     break
                 await asyncio.sleep(0.02)
             assert open_fds() <= before  # the thread closed its two duplicates
-        finally:
-            os.close(fd)
-            transport.close()
-            theirs.close()
 
     run_on(loop_name, main)
